@@ -1,1 +1,38 @@
+//! # zero_to_r1
+//!
+//! Reinforcement learning for language models, from a cat looking for meat in a gridworld
+//! house to an R1-Zero-style GRPO run on a transformer. One data path serves both:
+//!
+//! ```text
+//! env / task ──► rollout ──► reward ──► advantage ──► objective ──► optimizer step
+//! ```
+//!
+//! The crate re-exports the versions of its dependencies it was built with, so notebooks and
+//! users get exactly one `candle`, `ndarray`, `plotters` and `rand`.
+
+pub mod advantage;
+pub mod error;
+pub mod experiments;
+pub mod io;
+pub mod notebook;
+pub mod plot;
+pub mod rollout;
+pub mod tour;
+
+pub use candle_core as candle;
+pub use candle_nn;
+pub use error::{Error, Result};
 pub use gridworld;
+pub use gridworld::ndarray;
+pub use gridworld::rand;
+pub use plotters;
+
+/// Everything a notebook cell usually needs, in one `use`.
+pub mod prelude {
+    pub use crate::advantage::discounted_return;
+    pub use crate::error::{Error, Result};
+    pub use crate::plot::{histogram, house_figure, value_figure, Marker, Svg};
+    pub use crate::rollout::{monte_carlo, sample_episode, Episode, MonteCarlo};
+    pub use gridworld::ndarray::{Array1, Array2};
+    pub use gridworld::{Action, Cell, Env, EnvConfig, House, Mdp, Rewards};
+}

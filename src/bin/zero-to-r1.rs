@@ -1,1 +1,252 @@
-fn main() {}
+//! The `zero-to-r1` command line. Run it with no arguments for the tour.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use zero_to_r1::gridworld::{Cell, Env, EnvConfig, House, Rewards};
+use zero_to_r1::{experiments, notebook, plot, tour, Error, Result};
+
+/// zero-to-r1: reinforcement learning for language models, from a cat in a gridworld house
+/// to R1-Zero-style GRPO.
+///
+/// With no command, runs the tour: every chapter's experiment, writing figures, a metrics
+/// file and an index page under runs/tour/.
+#[derive(Parser)]
+#[command(name = "zero-to-r1", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every chapter's experiment and write figures, metrics.json and index.html.
+    ///
+    /// Each stage shows a progress bar; the whole tour takes a few minutes on two cores.
+    /// Same seed, same numbers.
+    Tour(TourArgs),
+    /// Look at a house, or solve it exactly.
+    #[command(subcommand)]
+    House(HouseCommand),
+    /// Regenerate the book's figures and tables (book/src/generated) from the experiments.
+    Figures {
+        /// Folder to write into.
+        #[arg(long, default_value = "book/src/generated")]
+        out: PathBuf,
+    },
+    /// Regenerate the Jupyter notebooks (notebooks/*.ipynb) from the book's chapters.
+    ///
+    /// The book is the single source of every chapter: prose becomes markdown cells and
+    /// runnable `rust` blocks become code cells for the evcxr kernel.
+    Notebooks {
+        /// The book's source folder.
+        #[arg(long, default_value = "book/src")]
+        book: PathBuf,
+        /// Where the notebooks go.
+        #[arg(long, default_value = "notebooks")]
+        out: PathBuf,
+        /// Only compare: list notebooks that are out of date and fail if there are any.
+        #[arg(long)]
+        check: bool,
+    },
+}
+
+#[derive(Args)]
+struct TourArgs {
+    /// Name of the run: results go to OUT/NAME/.
+    #[arg(long, default_value = "tour")]
+    name: String,
+    /// Parent folder of all runs.
+    #[arg(long, default_value = "runs")]
+    out: PathBuf,
+    /// Seed of every random choice in the tour.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Hide the progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum HouseCommand {
+    /// Print a house as text (and optionally draw it as an SVG picture).
+    Show {
+        #[command(flatten)]
+        house: HouseArgs,
+        /// Also draw the house into this SVG file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+    /// Solve a house by value iteration: print V*(s) and an optimal action per cell.
+    Solve {
+        #[command(flatten)]
+        house: HouseArgs,
+        /// Discount factor γ in [0, 1]: how much the cat cares about later rewards.
+        #[arg(long, default_value_t = 0.99)]
+        gamma: f64,
+        /// Also draw V* and π* into this SVG file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
+}
+
+/// Which house and how it behaves.
+#[derive(Args)]
+struct HouseArgs {
+    /// A map file ('.' floor, '#' wall, 'B' broom, 'T' bathtub, 'M' meat, 'C' start).
+    /// Without it, the built-in house of the book.
+    #[arg(long, value_name = "FILE")]
+    map: Option<PathBuf>,
+    /// Probability that a move goes sideways instead.
+    #[arg(long, default_value_t = 0.0)]
+    slip: f64,
+    /// Episodes are cut off after this many steps.
+    #[arg(long, default_value_t = 100)]
+    max_steps: usize,
+    /// A cost subtracted on every step.
+    #[arg(long, default_value_t = 0.0)]
+    step_cost: f64,
+}
+
+impl HouseArgs {
+    fn env(&self) -> Result<Env> {
+        let house = match &self.map {
+            Some(path) => House::from_file(path)?,
+            None => House::seed(),
+        };
+        let config = EnvConfig {
+            rewards: Rewards {
+                step_cost: self.step_cost,
+                ..Rewards::default()
+            },
+            slip: self.slip,
+            max_steps: self.max_steps,
+        };
+        Ok(Env::new(house, config)?)
+    }
+}
+
+fn show(args: &HouseArgs, svg: Option<&PathBuf>) -> Result<()> {
+    let env = args.env()?;
+    let house = env.house();
+    print!("{}", house.render(None));
+    let r = env.config().rewards;
+    println!(
+        "\n{} x {} cells, {} start cell(s). Rewards for the cell the cat lands on: floor {}, broom {}, \
+         bathtub {}, meat {} (ends the episode); step cost {}. Slip {}, step limit {}.",
+        house.rows(),
+        house.cols(),
+        house.starts().len(),
+        r.floor,
+        r.broom,
+        r.bathtub,
+        r.meat,
+        r.step_cost,
+        env.config().slip,
+        env.config().max_steps
+    );
+    if let Some(path) = svg {
+        plot::house_figure(house, None, "The cat's house")?.save(path)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
+    let env = args.env()?;
+    let house = env.house();
+    let sol = env.mdp().value_iteration(gamma, 1e-10)?;
+    println!("V*(s) with γ = {gamma} ({} sweeps of value iteration):", sol.sweeps);
+    for r in 0..house.rows() {
+        let row: Vec<String> = (0..house.cols())
+            .map(|c| match house.cell(r, c) {
+                Cell::Wall => "    #  ".to_string(),
+                Cell::Meat => "  meat ".to_string(),
+                _ => format!("{:7.2}", sol.values[r * house.cols() + c]),
+            })
+            .collect();
+        println!("{}", row.join(""));
+    }
+    println!("\nπ*(s), an optimal move in every cell:");
+    for r in 0..house.rows() {
+        let row: String = (0..house.cols())
+            .map(|c| match house.cell(r, c) {
+                Cell::Wall => '#',
+                Cell::Meat => 'M',
+                _ => sol.action(r * house.cols() + c).arrow(),
+            })
+            .collect();
+        println!("{row}");
+    }
+    let start = house.starts()[0];
+    println!(
+        "\nFrom the first start cell the optimal cat expects {:.2}; its first move is {:?}.",
+        sol.values[start],
+        sol.action(start)
+    );
+    if let Some(path) = svg {
+        let caption = format!("V*(s) and π*(s), γ = {gamma}");
+        plot::value_figure(house, sol.values.view(), Some(sol.policy.view()), &caption)?.save(path)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command.unwrap_or(Command::Tour(TourArgs {
+        name: "tour".into(),
+        out: "runs".into(),
+        seed: 1,
+        quiet: false,
+    })) {
+        Command::Tour(args) => {
+            let config = tour::TourConfig {
+                out: args.out,
+                name: args.name,
+                seed: args.seed,
+                progress: !args.quiet,
+            };
+            let dir = tour::run(&config)?;
+            println!("\nThe tour is done. Open {} in a browser.", dir.join("index.html").display());
+            Ok(())
+        }
+        Command::House(HouseCommand::Show { house, svg }) => show(&house, svg.as_ref()),
+        Command::House(HouseCommand::Solve { house, gamma, svg }) => solve(&house, gamma, svg.as_ref()),
+        Command::Figures { out } => {
+            let n = experiments::write_book_assets(&out)?;
+            println!("wrote {n} files under {}", out.display());
+            Ok(())
+        }
+        Command::Notebooks { book, out, check } => {
+            if check {
+                let stale = notebook::stale(&book, &out)?;
+                if stale.is_empty() {
+                    println!("notebooks are up to date");
+                    return Ok(());
+                }
+                for s in &stale {
+                    eprintln!("{s}");
+                }
+                return Err(Error::invalid(
+                    "notebooks",
+                    "out of date with the book; run `zero-to-r1 notebooks`",
+                ));
+            }
+            for name in notebook::write_all(&book, &out)? {
+                println!("wrote {}", out.join(name).display());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

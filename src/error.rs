@@ -1,0 +1,90 @@
+//! The library's one error type. Every message names the place: a file and line, a field, a
+//! cell of the house.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Everything that can go wrong on user input.
+#[derive(Debug)]
+pub enum Error {
+    /// A house map could not be parsed.
+    Map(gridworld::MapError),
+    /// An environment setting is out of range.
+    Config(gridworld::ConfigError),
+    /// An exact computation on the MDP was impossible.
+    Mdp(gridworld::MdpError),
+    /// A value given by the user (a flag, a config field) is not acceptable.
+    Invalid { what: String, why: String },
+    /// A file could not be read or written.
+    Io { path: PathBuf, source: std::io::Error },
+    /// A book chapter could not be turned into a notebook.
+    Book {
+        file: PathBuf,
+        line: usize,
+        why: String,
+    },
+}
+
+/// Shorthand for results with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A bad value for `what`.
+    pub fn invalid(what: impl Into<String>, why: impl Into<String>) -> Error {
+        Error::Invalid {
+            what: what.into(),
+            why: why.into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Map(e) => write!(f, "{e}"),
+            Error::Config(e) => write!(f, "{e}"),
+            Error::Mdp(e) => write!(f, "{e}"),
+            Error::Invalid { what, why } => write!(f, "invalid {what}: {why}"),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Book { file, line, why } => write!(f, "{}:{line}: {why}", file.display()),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Map(e) => Some(e),
+            Error::Config(e) => Some(e),
+            Error::Mdp(e) => Some(e),
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<gridworld::MapError> for Error {
+    fn from(e: gridworld::MapError) -> Self {
+        Error::Map(e)
+    }
+}
+
+impl From<gridworld::ConfigError> for Error {
+    fn from(e: gridworld::ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+impl From<gridworld::MdpError> for Error {
+    fn from(e: gridworld::MdpError) -> Self {
+        Error::Mdp(e)
+    }
+}

@@ -1,0 +1,155 @@
+//! Sampling episodes from a policy. (Chapter 1: one episode at a time from a table of action
+//! probabilities; later chapters batch them.)
+
+use gridworld::ndarray::ArrayView2;
+use gridworld::rand::{Rng, RngExt};
+use gridworld::{Action, Env};
+
+use crate::advantage::discounted_return;
+
+/// One episode: what the cat saw, did and got.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Episode {
+    /// s_0 … s_{T−1}: the cell before each action.
+    pub states: Vec<usize>,
+    /// a_0 … a_{T−1}.
+    pub actions: Vec<Action>,
+    /// r_1 … r_T: the reward after each action.
+    pub rewards: Vec<f64>,
+    /// The cell after the last action.
+    pub last_state: usize,
+    /// The episode ended at the meat.
+    pub terminated: bool,
+    /// The step limit cut the episode off.
+    pub truncated: bool,
+}
+
+impl Episode {
+    /// Number of steps T.
+    pub fn len(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// True for an episode with no steps.
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+}
+
+// ANCHOR: sample_action
+/// Draws an action from one row of a tabular policy, π(·|s), by inverting the cumulative
+/// distribution with one uniform number.
+pub fn sample_action<R: Rng + ?Sized>(probs: &[f64], rng: &mut R) -> Action {
+    let u: f64 = rng.random();
+    let mut acc = 0.0;
+    for (i, &p) in probs.iter().enumerate() {
+        acc += p;
+        if u < acc {
+            return Action::ALL[i];
+        }
+    }
+    // Rounding can leave the total a hair under 1: take the last action with mass.
+    let last = probs.iter().rposition(|&p| p > 0.0).unwrap_or(0);
+    Action::ALL[last]
+}
+// ANCHOR_END: sample_action
+
+// ANCHOR: sample_episode
+/// Runs one episode of `env` under the tabular policy `policy` (rows π(·|s), shape S × 4),
+/// drawing the start, the actions and any slips from the environment's generator seeded
+/// with `seed`. Same seed, same episode.
+pub fn sample_episode(env: &mut Env, policy: ArrayView2<f64>, seed: u64) -> Episode {
+    let mut s = env.reset(seed);
+    let mut ep = Episode::default();
+    loop {
+        let row = policy.row(s);
+        let a = match row.as_slice() {
+            Some(probs) => sample_action(probs, env.rng()),
+            None => sample_action(&row.to_vec(), env.rng()),
+        };
+        let step = env.step(a);
+        ep.states.push(s);
+        ep.actions.push(a);
+        ep.rewards.push(step.reward);
+        s = step.state;
+        if step.terminated || step.truncated {
+            ep.last_state = s;
+            ep.terminated = step.terminated;
+            ep.truncated = step.truncated;
+            return ep;
+        }
+    }
+}
+// ANCHOR_END: sample_episode
+
+/// A seed for the `i`-th of many runs derived from one base seed (SplitMix64), so that runs
+/// are independent of each other yet all fixed by the base seed.
+pub fn derive_seed(seed: u64, i: u64) -> u64 {
+    let mut z = seed ^ i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Many independent episodes of one policy, summarised.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MonteCarlo {
+    /// The (discounted) return of each episode.
+    pub returns: Vec<f64>,
+    /// The length of each episode.
+    pub lengths: Vec<usize>,
+    /// How many episodes reached the meat.
+    pub successes: usize,
+}
+
+impl MonteCarlo {
+    /// The sample mean of the returns: the Monte Carlo estimate of J(π).
+    pub fn mean(&self) -> f64 {
+        self.returns.iter().sum::<f64>() / self.returns.len() as f64
+    }
+
+    /// The sample standard deviation of the returns (n − 1 in the denominator).
+    pub fn std(&self) -> f64 {
+        let n = self.returns.len() as f64;
+        let m = self.mean();
+        (self.returns.iter().map(|g| (g - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    }
+
+    /// The standard error of the mean, std / √n: how far the estimate typically is from J.
+    pub fn std_err(&self) -> f64 {
+        self.std() / (self.returns.len() as f64).sqrt()
+    }
+
+    /// Fraction of episodes that reached the meat.
+    pub fn success_rate(&self) -> f64 {
+        self.successes as f64 / self.returns.len() as f64
+    }
+
+    /// Mean episode length.
+    pub fn mean_length(&self) -> f64 {
+        self.lengths.iter().sum::<usize>() as f64 / self.lengths.len() as f64
+    }
+}
+
+// ANCHOR: monte_carlo
+/// Estimates J(π) by running `episodes` independent episodes and recording their returns.
+/// `on_episode` is called after each one (for a progress bar); pass `|_| {}` otherwise.
+pub fn monte_carlo(
+    env: &mut Env,
+    policy: ArrayView2<f64>,
+    gamma: f64,
+    episodes: usize,
+    seed: u64,
+    mut on_episode: impl FnMut(usize),
+) -> MonteCarlo {
+    let mut mc = MonteCarlo::default();
+    for i in 0..episodes {
+        let ep = sample_episode(env, policy, derive_seed(seed, i as u64));
+        mc.returns.push(discounted_return(&ep.rewards, gamma));
+        mc.lengths.push(ep.len());
+        mc.successes += usize::from(ep.terminated);
+        on_episode(i + 1);
+    }
+    mc
+}
+// ANCHOR_END: monte_carlo

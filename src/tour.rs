@@ -1,0 +1,156 @@
+//! The tour: every chapter's experiment in one run, with a progress bar per stage, writing
+//! figures, a metrics file and an index page under `runs/<name>/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use gridworld::Env;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::experiments::ch01::{self, Ch01Config};
+use crate::io::write_atomic;
+use crate::plot::Svg;
+
+/// Where and how to run the tour.
+#[derive(Clone, Debug)]
+pub struct TourConfig {
+    /// The run's folder is `<out>/<name>`.
+    pub out: PathBuf,
+    pub name: String,
+    pub seed: u64,
+    /// Show progress bars (off in tests and when output is not a terminal).
+    pub progress: bool,
+}
+
+impl Default for TourConfig {
+    fn default() -> Self {
+        TourConfig {
+            out: PathBuf::from("runs"),
+            name: "tour".into(),
+            seed: 1,
+            progress: true,
+        }
+    }
+}
+
+/// A progress bar for `len` units of work, hidden when `show` is false.
+pub fn progress_bar(len: u64, label: &str, show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>24} [{bar:32}] {pos}/{len} {msg} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+/// What one stage produced: figures (relative path, title) and metrics.
+struct Stage {
+    title: &'static str,
+    figures: Vec<(String, String)>,
+    metrics: serde_json::Value,
+    summary: String,
+    seconds: f64,
+}
+
+fn save_figures(dir: &Path, sub: &str, figures: &[(&'static str, Svg)]) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (name, svg) in figures {
+        let rel = format!("{sub}/{name}.svg");
+        svg.save(dir.join(&rel))?;
+        out.push((rel, name.replace('_', " ")));
+    }
+    Ok(out)
+}
+
+fn chapter1(dir: &Path, config: &TourConfig) -> Result<Stage> {
+    let start = Instant::now();
+    let ch = Ch01Config {
+        seed: config.seed,
+        ..Ch01Config::default()
+    };
+    let bar = progress_bar(ch.episodes as u64, "1 · the cat's house", config.progress);
+    let mut env = Env::seed();
+    let out = ch01::run(&mut env, &ch, |i| {
+        if i % 100 == 0 {
+            bar.set_position(i as u64)
+        }
+    })?;
+    bar.finish_with_message("done");
+    let figures = save_figures(dir, "ch01", &out.figures)?;
+    let r = &out.random;
+    let summary = format!(
+        "random cat: exact J = {:.2}, Monte Carlo {:.2} ± {:.2} over {} episodes (z = {:+.2}); \
+         reaches the meat {:.1}% of the time",
+        r.exact_j,
+        r.mc_mean,
+        r.mc_std_err,
+        r.episodes,
+        r.z,
+        100.0 * r.mc_success
+    );
+    Ok(Stage {
+        title: "Chapter 1 — the cat's house",
+        figures,
+        metrics: json!({
+            "random_cat": r,
+            "optimal_value_at_start": out.optimal.values[env.house().starts()[0]],
+            "value_iteration_sweeps": out.optimal.sweeps,
+        }),
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn index_html(stages: &[Stage]) -> String {
+    let mut html = String::from(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>zero-to-r1 tour</title>\n\
+         <style>body{font-family:sans-serif;max-width:980px;margin:2em auto;padding:0 1em}\
+         img{max-width:100%;border:1px solid #ddd;margin:.5em 0}figure{margin:1em 0}</style>\n\
+         </head><body>\n<h1>zero-to-r1 — the tour</h1>\n<p>Metrics: <a href=\"metrics.json\">metrics.json</a></p>\n",
+    );
+    for s in stages {
+        html.push_str(&format!(
+            "<h2>{}</h2>\n<p>{} <em>({:.1} s)</em></p>\n",
+            s.title, s.summary, s.seconds
+        ));
+        for (path, caption) in &s.figures {
+            html.push_str(&format!(
+                "<figure><img src=\"{path}\" alt=\"{caption}\"><figcaption>{caption}</figcaption></figure>\n"
+            ));
+        }
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// Runs the tour and returns the folder it wrote.
+pub fn run(config: &TourConfig) -> Result<PathBuf> {
+    if config.name.is_empty() || config.name.contains(['/', '\\']) || config.name == ".." {
+        return Err(Error::invalid(
+            "--name",
+            format!("{:?} must be a plain folder name", config.name),
+        ));
+    }
+    let dir = config.out.join(&config.name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let stages = vec![chapter1(&dir, config)?];
+    for s in &stages {
+        println!("{}: {}", s.title, s.summary);
+    }
+    let metrics: serde_json::Map<String, serde_json::Value> = stages
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("chapter{}", i + 1), s.metrics.clone()))
+        .collect();
+    let metrics = serde_json::to_string_pretty(&metrics).map_err(|e| Error::invalid("metrics", e.to_string()))?;
+    write_atomic(&dir.join("metrics.json"), metrics.as_bytes())?;
+    write_atomic(&dir.join("index.html"), index_html(&stages).as_bytes())?;
+    Ok(dir)
+}
