@@ -16,7 +16,10 @@ pub enum Error {
     /// A value given by the user (a flag, a config field) is not acceptable.
     Invalid { what: String, why: String },
     /// A file could not be read or written.
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A book chapter could not be turned into a notebook.
     Book {
         file: PathBuf,

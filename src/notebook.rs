@@ -49,8 +49,11 @@ pub fn extract_anchor(text: &str, name: &str) -> Option<String> {
             .unwrap_or(false)
             || line.contains(&format!("<!-- {kind}"))
     };
-    let opens = |line: &str| is_marker(line, &format!("ANCHOR: {name}")) && line.trim_end().ends_with(name);
-    let closes = |line: &str| is_marker(line, &format!("ANCHOR_END: {name}")) && line.trim_end().ends_with(name);
+    let opens =
+        |line: &str| is_marker(line, &format!("ANCHOR: {name}")) && line.trim_end().ends_with(name);
+    let closes = |line: &str| {
+        is_marker(line, &format!("ANCHOR_END: {name}")) && line.trim_end().ends_with(name)
+    };
     let mut out = String::new();
     let mut inside = false;
     let mut found = false;
@@ -73,7 +76,10 @@ fn resolve_includes(text: &str, dir: &Path, file: &Path, first_line: usize) -> R
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{#include ") {
-        let line = first_line + text[..text.len() - rest.len() + start].matches('\n').count();
+        let line = first_line
+            + text[..text.len() - rest.len() + start]
+                .matches('\n')
+                .count();
         out.push_str(&rest[..start]);
         let after = &rest[start + "{{#include ".len()..];
         let end = after
@@ -85,7 +91,8 @@ fn resolve_includes(text: &str, dir: &Path, file: &Path, first_line: usize) -> R
             _ => (spec, None),
         };
         let target = dir.join(path);
-        let content = read_text(&target).map_err(|e| book_error(file, line, format!("cannot include {path}: {e}")))?;
+        let content = read_text(&target)
+            .map_err(|e| book_error(file, line, format!("cannot include {path}: {e}")))?;
         let piece = match anchor {
             Some(a) => extract_anchor(&content, a)
                 .ok_or_else(|| book_error(file, line, format!("no anchor `{a}` in {path}")))?,
@@ -113,10 +120,18 @@ fn rewrite_links(text: &str, has_notebook: &dyn Fn(&str) -> bool) -> String {
         let rewritten = if external || target.is_empty() {
             target.to_string()
         } else if let Some(stem) = path.strip_suffix(".md").filter(|s| has_notebook(s)) {
-            let frag = if frag.is_empty() { String::new() } else { format!("#{frag}") };
+            let frag = if frag.is_empty() {
+                String::new()
+            } else {
+                format!("#{frag}")
+            };
             format!("{stem}.ipynb{frag}")
         } else if let Some(stem) = path.strip_suffix(".md") {
-            let frag = if frag.is_empty() { String::new() } else { format!("#{frag}") };
+            let frag = if frag.is_empty() {
+                String::new()
+            } else {
+                format!("#{frag}")
+            };
             format!("../book/src/{stem}.md{frag}")
         } else {
             format!("../book/src/{target}")
@@ -129,7 +144,12 @@ fn rewrite_links(text: &str, has_notebook: &dyn Fn(&str) -> bool) -> String {
 }
 
 /// Splits a chapter into cells.
-fn cells(text: &str, file: &Path, dir: &Path, has_notebook: &dyn Fn(&str) -> bool) -> Result<Vec<Cell>> {
+fn cells(
+    text: &str,
+    file: &Path,
+    dir: &Path,
+    has_notebook: &dyn Fn(&str) -> bool,
+) -> Result<Vec<Cell>> {
     let mut cells = Vec::new();
     let mut prose = String::new();
     let mut prose_line = 1;
@@ -154,7 +174,11 @@ fn cells(text: &str, file: &Path, dir: &Path, has_notebook: &dyn Fn(&str) -> boo
         }
         if trimmed == "<!-- /book-only -->" {
             if !book_only {
-                return Err(book_error(file, i + 1, "<!-- /book-only --> without an opening one"));
+                return Err(book_error(
+                    file,
+                    i + 1,
+                    "<!-- /book-only --> without an opening one",
+                ));
             }
             book_only = false;
             continue;
@@ -225,7 +249,11 @@ fn cells(text: &str, file: &Path, dir: &Path, has_notebook: &dyn Fn(&str) -> boo
         prose.push('\n');
     }
     if book_only {
-        return Err(book_error(file, text.lines().count(), "<!-- book-only --> is never closed"));
+        return Err(book_error(
+            file,
+            text.lines().count(),
+            "<!-- book-only --> is never closed",
+        ));
     }
     flush(&mut prose, &mut cells, prose_line)?;
     Ok(cells)
@@ -271,7 +299,10 @@ pub fn chapter_files(book_src: &Path) -> Result<Vec<PathBuf>> {
 pub fn chapter_to_notebook(file: &Path, has_notebook: &dyn Fn(&str) -> bool) -> Result<String> {
     let text = read_text(file)?;
     let dir = file.parent().unwrap_or(Path::new("."));
-    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("chapter");
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("chapter");
     let mut out = vec![
         json!({
             "cell_type": "markdown",
@@ -286,7 +317,9 @@ pub fn chapter_to_notebook(file: &Path, has_notebook: &dyn Fn(&str) -> bool) -> 
     ];
     for cell in cells(&text, file, dir, has_notebook)? {
         out.push(match cell {
-            Cell::Markdown(md) => json!({"cell_type": "markdown", "metadata": {}, "source": source_lines(&md)}),
+            Cell::Markdown(md) => {
+                json!({"cell_type": "markdown", "metadata": {}, "source": source_lines(&md)})
+            }
             Cell::Code(code) => code_cell(&code),
         });
     }
@@ -306,7 +339,8 @@ pub fn chapter_to_notebook(file: &Path, has_notebook: &dyn Fn(&str) -> bool) -> 
         "nbformat": 4,
         "nbformat_minor": 4
     });
-    let mut s = serde_json::to_string_pretty(&nb).map_err(|e| Error::invalid("notebook", e.to_string()))?;
+    let mut s =
+        serde_json::to_string_pretty(&nb).map_err(|e| Error::invalid("notebook", e.to_string()))?;
     s.push('\n');
     Ok(s)
 }
@@ -337,7 +371,10 @@ pub fn generate_all(book_src: &Path) -> Result<Vec<(String, String)>> {
     for f in &files {
         let stem = f.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
         if has_notebook(stem) {
-            out.push((format!("{stem}.ipynb"), chapter_to_notebook(f, &has_notebook)?));
+            out.push((
+                format!("{stem}.ipynb"),
+                chapter_to_notebook(f, &has_notebook)?,
+            ));
         }
     }
     Ok(out)

@@ -29,7 +29,10 @@ impl Svg {
 
     /// Called by the evcxr Jupyter kernel to show the figure.
     pub fn evcxr_display(&self) {
-        println!("EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT", self.0);
+        println!(
+            "EVCXR_BEGIN_CONTENT image/svg+xml\n{}\nEVCXR_END_CONTENT",
+            self.0
+        );
     }
 }
 
@@ -97,7 +100,10 @@ fn title(root: &Area, text: &str) -> DrawResult {
 
 fn draw_cell(root: &Area, house: &House, i: usize, fill: RGBColor) -> DrawResult {
     let (x, y) = corner(house, i);
-    root.draw(&Rectangle::new([(x, y), (x + CELL, y + CELL)], fill.filled()))?;
+    root.draw(&Rectangle::new(
+        [(x, y), (x + CELL, y + CELL)],
+        fill.filled(),
+    ))?;
     root.draw(&Rectangle::new(
         [(x, y), (x + CELL, y + CELL)],
         RGBColor(200, 196, 188).stroke_width(1),
@@ -195,9 +201,11 @@ pub fn value_figure(
         ));
     }
     let live = |i: usize| !matches!(house.cells()[i], Cell::Wall | Cell::Meat);
-    let (lo, hi) = (0..n).filter(|&i| live(i)).fold((f64::MAX, f64::MIN), |(a, b), i| {
-        (a.min(values[i]), b.max(values[i]))
-    });
+    let (lo, hi) = (0..n)
+        .filter(|&i| live(i))
+        .fold((f64::MAX, f64::MIN), |(a, b), i| {
+            (a.min(values[i]), b.max(values[i]))
+        });
     let bar = 90;
     let w = (2 * PAD + CELL * house.cols() as i32 + bar) as u32;
     let h = (TOP + PAD + CELL * house.rows() as i32).max(TOP + 160) as u32;
@@ -209,14 +217,26 @@ pub fn value_figure(
             if !live(i) {
                 draw_cell(root, house, i, cell_colour(cell))?;
                 if cell == Cell::Meat {
-                    root.draw(&Text::new("meat", (x + CELL / 2, y + CELL / 2), centred(13, &WHITE)))?;
+                    root.draw(&Text::new(
+                        "meat",
+                        (x + CELL / 2, y + CELL / 2),
+                        centred(13, &WHITE),
+                    ))?;
                 }
                 continue;
             }
-            let t = if hi > lo { (values[i] - lo) / (hi - lo) } else { 1.0 };
+            let t = if hi > lo {
+                (values[i] - lo) / (hi - lo)
+            } else {
+                1.0
+            };
             draw_cell(root, house, i, ViridisRGB::get_color(t as f32))?;
             let ink = if t < 0.55 { WHITE } else { BLACK };
-            let text_y = if policy.is_some() { y + 13 } else { y + CELL / 2 };
+            let text_y = if policy.is_some() {
+                y + 13
+            } else {
+                y + CELL / 2
+            };
             root.draw(&Text::new(
                 format!("{:.1}", values[i]),
                 (x + CELL / 2, text_y),
@@ -225,7 +245,12 @@ pub fn value_figure(
             if let Some(pi) = policy {
                 let row = pi.row(i);
                 let best = (0..4).fold(0, |b, a| if row[a] > row[b] { a } else { b });
-                draw_arrow(root, (x + CELL / 2, y + CELL / 2 + 9), Action::ALL[best], ink)?;
+                draw_arrow(
+                    root,
+                    (x + CELL / 2, y + CELL / 2 + 9),
+                    Action::ALL[best],
+                    ink,
+                )?;
             }
         }
         // A colour bar on the right.
@@ -239,7 +264,11 @@ pub fn value_figure(
             ))?;
         }
         let left = ("sans-serif", 11).into_font().color(&BLACK);
-        root.draw(&Text::new(format!("{hi:.1}"), (x0 + 20, y0 - 4), left.clone()))?;
+        root.draw(&Text::new(
+            format!("{hi:.1}"),
+            (x0 + 20, y0 - 4),
+            left.clone(),
+        ))?;
         root.draw(&Text::new(format!("{lo:.1}"), (x0 + 20, y1 - 8), left))?;
         Ok(())
     })
@@ -267,7 +296,11 @@ impl Marker {
 /// Counts of `samples` in `bins` equal-width bins over [lo, hi]; returns (left edges, width,
 /// counts).
 pub fn bin_counts(samples: &[f64], bins: usize, lo: f64, hi: f64) -> (Vec<f64>, f64, Vec<usize>) {
-    let width = if hi > lo { (hi - lo) / bins as f64 } else { 1.0 };
+    let width = if hi > lo {
+        (hi - lo) / bins as f64
+    } else {
+        1.0
+    };
     let mut counts = vec![0usize; bins];
     for &x in samples {
         let k = (((x - lo) / width).floor().max(0.0) as usize).min(bins - 1);
@@ -287,14 +320,24 @@ pub fn histogram(
     markers: &[Marker],
 ) -> Result<Svg> {
     if samples.is_empty() || bins == 0 {
-        return Err(Error::invalid("histogram", "needs at least one sample and one bin"));
+        return Err(Error::invalid(
+            "histogram",
+            "needs at least one sample and one bin",
+        ));
     }
     if samples.iter().any(|x| !x.is_finite()) {
-        return Err(Error::invalid("histogram", "a sample is not a finite number"));
+        return Err(Error::invalid(
+            "histogram",
+            "a sample is not a finite number",
+        ));
     }
     let lo = samples.iter().copied().fold(f64::MAX, f64::min);
     let hi = samples.iter().copied().fold(f64::MIN, f64::max);
-    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 1.0, hi + 1.0) };
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 1.0, hi + 1.0)
+    };
     let (edges, width, counts) = bin_counts(samples, bins, lo, hi);
     let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.1;
     figure((640, 360), |root| {
@@ -313,9 +356,12 @@ pub fn histogram(
             .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         let fill = RGBColor(120, 150, 190);
-        chart.draw_series(edges.iter().zip(&counts).map(|(&x, &c)| {
-            Rectangle::new([(x, 0.0), (x + width, c as f64)], fill.filled())
-        }))?;
+        chart.draw_series(
+            edges
+                .iter()
+                .zip(&counts)
+                .map(|(&x, &c)| Rectangle::new([(x, 0.0), (x + width, c as f64)], fill.filled())),
+        )?;
         // Earlier markers are drawn wider so that coinciding markers stay visible.
         for (i, m) in markers.iter().enumerate() {
             let colour = m.colour;
@@ -326,7 +372,9 @@ pub fn histogram(
                     colour.stroke_width(width),
                 ))?
                 .label(m.label.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+                });
         }
         if !markers.is_empty() {
             chart
@@ -390,16 +438,27 @@ pub fn running_mean(samples: &[f64], exact: f64, caption: &str) -> Result<Svg> {
         let mut outline: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1 + 2.0 * p.2)).collect();
         outline.extend(points.iter().rev().map(|p| (p.0, p.1 - 2.0 * p.2)));
         chart
-            .draw_series(std::iter::once(Polygon::new(outline, band.mix(0.35).filled())))?
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                band.mix(0.35).filled(),
+            )))?
             .label("± 2 standard errors")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], band.mix(0.35).filled()));
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 18, y + 5)], band.mix(0.35).filled())
+            });
         chart
-            .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), BLACK.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.0, p.1)),
+                BLACK.stroke_width(2),
+            ))?
             .label("running mean of returns")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2)));
         let red = RGBColor(192, 57, 43);
         chart
-            .draw_series(LineSeries::new(vec![(2.0, exact), (n as f64, exact)], red.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                vec![(2.0, exact), (n as f64, exact)],
+                red.stroke_width(2),
+            ))?
             .label(format!("exact J = {exact:.2}"))
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(2)));
         chart

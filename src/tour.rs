@@ -59,7 +59,11 @@ struct Stage {
     seconds: f64,
 }
 
-fn save_figures(dir: &Path, sub: &str, figures: &[(&'static str, Svg)]) -> Result<Vec<(String, String)>> {
+fn save_figures(
+    dir: &Path,
+    sub: &str,
+    figures: &[(&'static str, Svg)],
+) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (name, svg) in figures {
         let rel = format!("{sub}/{name}.svg");
@@ -149,7 +153,8 @@ pub fn run(config: &TourConfig) -> Result<PathBuf> {
         .enumerate()
         .map(|(i, s)| (format!("chapter{}", i + 1), s.metrics.clone()))
         .collect();
-    let metrics = serde_json::to_string_pretty(&metrics).map_err(|e| Error::invalid("metrics", e.to_string()))?;
+    let metrics = serde_json::to_string_pretty(&metrics)
+        .map_err(|e| Error::invalid("metrics", e.to_string()))?;
     write_atomic(&dir.join("metrics.json"), metrics.as_bytes())?;
     write_atomic(&dir.join("index.html"), index_html(&stages).as_bytes())?;
     Ok(dir)

@@ -65,7 +65,11 @@ fn monte_carlo_agrees_with_the_exact_j() {
     // ... and the success rate matches the exact probability of reaching the meat.
     let p = r.exact_success;
     let sd = (p * (1.0 - p) / 4000.0).sqrt();
-    assert!((r.mc_success - p).abs() < 4.0 * sd, "{} vs {p}", r.mc_success);
+    assert!(
+        (r.mc_success - p).abs() < 4.0 * sd,
+        "{} vs {p}",
+        r.mc_success
+    );
     // Same seed, same numbers.
     let (again, _) = random_cat(&mut env, &pi, 4000, 11, |_| {}).unwrap();
     assert_eq!(again.mc_mean, r.mc_mean);

@@ -18,25 +18,51 @@ fn every_bad_map_is_a_clear_error() {
     let dir = scratch();
     let cases = [
         ("empty.map", "\n\n", "empty.map: the map is empty"),
-        ("ragged.map", "C..\n.M\n", "ragged.map:2:3: this row has 2 cells"),
-        ("unknown.map", "C.\n.x\nM.\n", "unknown.map:2:2: unknown cell 'x'"),
+        (
+            "ragged.map",
+            "C..\n.M\n",
+            "ragged.map:2:3: this row has 2 cells",
+        ),
+        (
+            "unknown.map",
+            "C.\n.x\nM.\n",
+            "unknown.map:2:2: unknown cell 'x'",
+        ),
         ("nostart.map", "..\n.M\n", "nostart.map: no start cell"),
         ("nomeat.map", "C.\n..\n", "nomeat.map: no meat"),
-        ("walled.map", "C#M\n", "walled.map:1:1: the cat starting here cannot reach any meat"),
-        ("huge.map", &format!("C{}M\n", ".".repeat(70)), "huge.map:1:1: the house is 1x72 cells"),
+        (
+            "walled.map",
+            "C#M\n",
+            "walled.map:1:1: the cat starting here cannot reach any meat",
+        ),
+        (
+            "huge.map",
+            &format!("C{}M\n", ".".repeat(70)),
+            "huge.map:1:1: the house is 1x72 cells",
+        ),
     ];
     for (name, map, expected) in cases {
         let path = dir.join(name);
         std::fs::write(&path, map).unwrap();
         for sub in ["show", "solve"] {
-            let out = bin().args(["house", sub, "--map"]).arg(&path).output().unwrap();
+            let out = bin()
+                .args(["house", sub, "--map"])
+                .arg(&path)
+                .output()
+                .unwrap();
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{name}: {err}");
-            assert!(err.contains(expected), "{name}: expected {expected:?} in {err:?}");
+            assert!(
+                err.contains(expected),
+                "{name}: expected {expected:?} in {err:?}"
+            );
             assert!(!err.contains("panicked"), "{err}");
         }
     }
-    let out = bin().args(["house", "show", "--map", "/nonexistent/cat.map"]).output().unwrap();
+    let out = bin()
+        .args(["house", "show", "--map", "/nonexistent/cat.map"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/cat.map"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -44,10 +70,16 @@ fn every_bad_map_is_a_clear_error() {
 
 #[test]
 fn bad_settings_name_the_field() {
-    let out = bin().args(["house", "solve", "--slip", "2"]).output().unwrap();
+    let out = bin()
+        .args(["house", "solve", "--slip", "2"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`slip`"));
-    let out = bin().args(["house", "solve", "--gamma", "1.5"]).output().unwrap();
+    let out = bin()
+        .args(["house", "solve", "--gamma", "1.5"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("gamma = 1.5"));
 }
@@ -58,7 +90,10 @@ fn show_and_solve_print_the_house_and_its_solution() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with(zero_to_r1::gridworld::SEED_MAP));
-    let out = bin().args(["house", "solve", "--gamma", "0.9"]).output().unwrap();
+    let out = bin()
+        .args(["house", "solve", "--gamma", "0.9"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("expects 37.73"), "{text}");
@@ -73,19 +108,38 @@ fn the_tour_writes_figures_metrics_and_an_index() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = dir.join("t");
-    for f in ["index.html", "metrics.json", "ch01/house.svg", "ch01/optimal_values.svg", "ch01/random_returns.svg"] {
+    for f in [
+        "index.html",
+        "metrics.json",
+        "ch01/house.svg",
+        "ch01/optimal_values.svg",
+        "ch01/random_returns.svg",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
-    let j = metrics["chapter1"]["random_cat"]["exact_j"].as_f64().unwrap();
-    let mc = metrics["chapter1"]["random_cat"]["mc_mean"].as_f64().unwrap();
-    let se = metrics["chapter1"]["random_cat"]["mc_std_err"].as_f64().unwrap();
+    let j = metrics["chapter1"]["random_cat"]["exact_j"]
+        .as_f64()
+        .unwrap();
+    let mc = metrics["chapter1"]["random_cat"]["mc_mean"]
+        .as_f64()
+        .unwrap();
+    let se = metrics["chapter1"]["random_cat"]["mc_std_err"]
+        .as_f64()
+        .unwrap();
     assert!((mc - j).abs() < 4.0 * se);
     let index = std::fs::read_to_string(run.join("index.html")).unwrap();
     assert!(index.contains("ch01/house.svg"));
-    let bad = bin().args(["tour", "--quiet", "--name", "../x"]).output().unwrap();
+    let bad = bin()
+        .args(["tour", "--quiet", "--name", "../x"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }

@@ -35,7 +35,10 @@ fn committed_book_figures_match_the_experiments() {
 fn every_chapter_of_the_design_is_in_the_summary() {
     let summary = std::fs::read_to_string(root().join("book/src/SUMMARY.md")).unwrap();
     for n in 1..=10 {
-        assert!(summary.contains(&format!("]({n:02}-")), "chapter {n} is missing from SUMMARY.md");
+        assert!(
+            summary.contains(&format!("]({n:02}-")),
+            "chapter {n} is missing from SUMMARY.md"
+        );
     }
 }
 
@@ -90,10 +93,24 @@ fn generator_follows_its_rules() {
     assert!(c[2].1.contains("![pic](../book/src/generated/a.svg)"));
     assert!(c[2].1.contains("(https://e.org)"));
     // The included library code, without the nested anchor markers, as markdown.
-    assert!(c[2].1.contains("```rust,ignore\nfn f() {\n    1\n}\n```"), "{}", c[2].1);
-    assert_eq!(c[3], ("code".to_string(), "use hidden::Thing;\nlet x = 1;".to_string()));
+    assert!(
+        c[2].1.contains("```rust,ignore\nfn f() {\n    1\n}\n```"),
+        "{}",
+        c[2].1
+    );
+    assert_eq!(
+        c[3],
+        (
+            "code".to_string(),
+            "use hidden::Thing;\nlet x = 1;".to_string()
+        )
+    );
     assert_eq!(c[4].0, "markdown");
-    assert!(!c[4].1.contains("static"), "book-only text leaked: {}", c[4].1);
+    assert!(
+        !c[4].1.contains("static"),
+        "book-only text leaked: {}",
+        c[4].1
+    );
     assert!(c[4].1.contains("Only in the notebook."));
     assert!(c[4].1.contains("```text\nplain\n```"));
     assert_eq!(c.len(), 5);
@@ -102,7 +119,8 @@ fn generator_follows_its_rules() {
 
 #[test]
 fn extract_anchor_finds_named_regions_only() {
-    let text = "a\n// ANCHOR: one\nb\n// ANCHOR_END: one\n// ANCHOR: one_two\nc\n// ANCHOR_END: one_two\n";
+    let text =
+        "a\n// ANCHOR: one\nb\n// ANCHOR_END: one\n// ANCHOR: one_two\nc\n// ANCHOR_END: one_two\n";
     assert_eq!(extract_anchor(text, "one").as_deref(), Some("b"));
     assert_eq!(extract_anchor(text, "one_two").as_deref(), Some("c"));
     assert_eq!(extract_anchor(text, "two"), None);
@@ -112,7 +130,9 @@ fn error_of(body: &str) -> String {
     let dir = scratch(&format!("err{}", body.len()));
     let chapter = dir.join("01-x.md");
     std::fs::write(&chapter, body).unwrap();
-    let e = chapter_to_notebook(&chapter, &|_| false).unwrap_err().to_string();
+    let e = chapter_to_notebook(&chapter, &|_| false)
+        .unwrap_err()
+        .to_string();
     std::fs::remove_dir_all(&dir).unwrap();
     e
 }
@@ -120,7 +140,10 @@ fn error_of(body: &str) -> String {
 #[test]
 fn broken_chapters_are_errors_that_name_the_line() {
     let e = error_of("# T\n\ntext\n```rust\nlet x = 1;\n");
-    assert!(e.contains("01-x.md:4:") && e.contains("never closed"), "{e}");
+    assert!(
+        e.contains("01-x.md:4:") && e.contains("never closed"),
+        "{e}"
+    );
     let e = error_of("# T\n\n```rust,ignore\n{{#include missing.rs:a}}\n```\n");
     assert!(e.contains("01-x.md:4:") && e.contains("missing.rs"), "{e}");
     let e = error_of("# T\n<!-- book-only -->\n![a](b.svg)\n");

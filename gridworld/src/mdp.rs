@@ -231,7 +231,7 @@ impl Mdp {
                 continue;
             }
             let sum: f64 = row.sum();
-            if row.iter().any(|&p| !(p >= 0.0)) || (sum - 1.0).abs() > 1e-9 {
+            if row.iter().any(|&p| !p.is_finite() || p < 0.0) || (sum - 1.0).abs() > 1e-9 {
                 return Err(MdpError::PolicyRow {
                     state: s,
                     row: s / self.cols,

@@ -157,7 +157,10 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
     let env = args.env()?;
     let house = env.house();
     let sol = env.mdp().value_iteration(gamma, 1e-10)?;
-    println!("V*(s) with γ = {gamma} ({} sweeps of value iteration):", sol.sweeps);
+    println!(
+        "V*(s) with γ = {gamma} ({} sweeps of value iteration):",
+        sol.sweeps
+    );
     for r in 0..house.rows() {
         let row: Vec<String> = (0..house.cols())
             .map(|c| match house.cell(r, c) {
@@ -187,7 +190,8 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
     );
     if let Some(path) = svg {
         let caption = format!("V*(s) and π*(s), γ = {gamma}");
-        plot::value_figure(house, sol.values.view(), Some(sol.policy.view()), &caption)?.save(path)?;
+        plot::value_figure(house, sol.values.view(), Some(sol.policy.view()), &caption)?
+            .save(path)?;
         println!("wrote {}", path.display());
     }
     Ok(())
@@ -208,11 +212,16 @@ fn run(cli: Cli) -> Result<()> {
                 progress: !args.quiet,
             };
             let dir = tour::run(&config)?;
-            println!("\nThe tour is done. Open {} in a browser.", dir.join("index.html").display());
+            println!(
+                "\nThe tour is done. Open {} in a browser.",
+                dir.join("index.html").display()
+            );
             Ok(())
         }
         Command::House(HouseCommand::Show { house, svg }) => show(&house, svg.as_ref()),
-        Command::House(HouseCommand::Solve { house, gamma, svg }) => solve(&house, gamma, svg.as_ref()),
+        Command::House(HouseCommand::Solve { house, gamma, svg }) => {
+            solve(&house, gamma, svg.as_ref())
+        }
         Command::Figures { out } => {
             let n = experiments::write_book_assets(&out)?;
             println!("wrote {n} files under {}", out.display());

@@ -134,10 +134,17 @@ pub fn run(env: &mut Env, config: &Ch01Config, progress: impl FnMut(usize)) -> R
                 &format!("Returns of {} random-cat episodes", config.episodes),
                 "return G",
                 &[
-                    Marker::new(random.exact_j, format!("exact J = {:.2}", random.exact_j), exact_colour),
+                    Marker::new(
+                        random.exact_j,
+                        format!("exact J = {:.2}", random.exact_j),
+                        exact_colour,
+                    ),
                     Marker::new(
                         random.mc_mean,
-                        format!("Monte Carlo mean = {:.2} ± {:.2}", random.mc_mean, random.mc_std_err),
+                        format!(
+                            "Monte Carlo mean = {:.2} ± {:.2}",
+                            random.mc_mean, random.mc_std_err
+                        ),
                         mc_colour,
                     ),
                 ],
@@ -145,7 +152,11 @@ pub fn run(env: &mut Env, config: &Ch01Config, progress: impl FnMut(usize)) -> R
         ),
         (
             "running_mean",
-            plot::running_mean(&returns.returns, random.exact_j, "Monte Carlo estimate of J as episodes accumulate")?,
+            plot::running_mean(
+                &returns.returns,
+                random.exact_j,
+                "Monte Carlo estimate of J as episodes accumulate",
+            )?,
         ),
         (
             "random_values",
