@@ -275,6 +275,25 @@ pub fn value_figure(
 }
 // ANCHOR_END: value_figure
 
+/// A legend entry for a line of the given colour.
+fn swatch(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
+    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+}
+
+/// Draws the chart's legend in a framed box.
+fn legend<'a, 'b: 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
 /// A vertical marker on a histogram: a value, its legend label and its colour.
 #[derive(Clone, Debug)]
 pub struct Marker {
@@ -372,17 +391,10 @@ pub fn histogram(
                     colour.stroke_width(width),
                 ))?
                 .label(m.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
-                });
+                .legend(swatch(colour));
         }
         if !markers.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         }
         Ok(())
     })
@@ -452,7 +464,7 @@ pub fn running_mean(samples: &[f64], exact: f64, caption: &str) -> Result<Svg> {
                 BLACK.stroke_width(2),
             ))?
             .label("running mean of returns")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2)));
+            .legend(swatch(BLACK));
         let red = RGBColor(192, 57, 43);
         chart
             .draw_series(LineSeries::new(
@@ -460,13 +472,8 @@ pub fn running_mean(samples: &[f64], exact: f64, caption: &str) -> Result<Svg> {
                 red.stroke_width(2),
             ))?
             .label(format!("exact J = {exact:.2}"))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], red.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()?;
+            .legend(swatch(red));
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
