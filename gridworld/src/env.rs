@@ -249,24 +249,23 @@ impl Env {
 
     /// One move, with slipping drawn from the environment's own generator.
     pub fn step(&mut self, action: Action) -> Step {
-        let mut rng = std::mem::replace(&mut self.rng, StdRng::seed_from_u64(0));
-        let step = self.step_with(action, &mut rng);
-        self.rng = rng;
-        step
+        let taken = slip(self.done, self.config.slip, action, &mut self.rng);
+        self.advance(taken)
     }
 
-    // ANCHOR: step
     /// One move, with slipping drawn from `rng`.
     ///
     /// # Panics
     /// If the episode is already over: call [`Env::reset`] first.
     pub fn step_with<R: Rng + ?Sized>(&mut self, action: Action, rng: &mut R) -> Step {
-        assert!(!self.done, "the episode is over; call reset() first");
-        let taken = if self.config.slip > 0.0 && rng.random::<f64>() < self.config.slip {
-            action.sideways()[rng.random_range(0..2)]
-        } else {
-            action
-        };
+        let taken = slip(self.done, self.config.slip, action, rng);
+        self.advance(taken)
+    }
+
+    // ANCHOR: step
+    /// Makes the move `taken`: the cat lands, collects the reward of the cell it is in, and
+    /// the episode ends at the meat (terminated) or at the step limit (truncated).
+    fn advance(&mut self, taken: Action) -> Step {
         self.state = move_from(&self.house, self.state, taken);
         self.t += 1;
         let cell = self.house.cells()[self.state];
@@ -281,6 +280,20 @@ impl Env {
         }
     }
     // ANCHOR_END: step
+}
+
+/// The move actually made: the intended one, or with probability `slip` one of the two
+/// sideways moves, each equally likely.
+///
+/// # Panics
+/// If the episode is already over (`done`): call [`Env::reset`] first.
+fn slip<R: Rng + ?Sized>(done: bool, slip: f64, action: Action, rng: &mut R) -> Action {
+    assert!(!done, "the episode is over; call reset() first");
+    if slip > 0.0 && rng.random::<f64>() < slip {
+        action.sideways()[rng.random_range(0..2)]
+    } else {
+        action
+    }
 }
 
 /// Where a move from cell `from` leads: the neighbouring cell, or `from` itself if the move
