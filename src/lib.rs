@@ -12,6 +12,7 @@
 
 pub mod advantage;
 pub mod error;
+pub mod exact;
 pub mod experiments;
 pub mod io;
 pub mod notebook;

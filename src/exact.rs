@@ -1,0 +1,94 @@
+//! Exact quantities of a tabular softmax policy on the cat's house: J(θ) and its gradient
+//! ∇J(θ), computed from the exact MDP. They are the ground truth against which the sampled
+//! policy-gradient estimators of chapters 2–7 are measured.
+//!
+//! Episodes are cut off after `max_steps` steps, so values depend on how many steps are left:
+//! V_k(s) is the expected return with k steps to go (see [`gridworld::Mdp::evaluate_finite`]).
+
+use gridworld::ndarray::{Array1, Array2};
+use gridworld::{Action, Mdp};
+
+use crate::error::{Error, Result};
+
+/// π(a|s) = exp θ_{s,a} / Σ_b exp θ_{s,b}, row by row (shifted by the row maximum for safety).
+pub fn softmax_policy(logits: &Array2<f64>) -> Array2<f64> {
+    let mut p = logits.clone();
+    for mut row in p.rows_mut() {
+        let m = row.fold(f64::NEG_INFINITY, |a, &x| a.max(x));
+        row.mapv_inplace(|x| (x - m).exp());
+        let z = row.sum();
+        row /= z;
+    }
+    p
+}
+
+/// J(θ), ∇J(θ) and the state distribution over time, for one tabular softmax policy.
+#[derive(Clone, Debug)]
+pub struct ExactGradient {
+    /// J(θ): expected return of an episode from μ₀.
+    pub j: f64,
+    /// ∂J/∂θ_{s,a}, shape (S, 4).
+    pub grad: Array2<f64>,
+    /// occupancy[t, s] = γ^t · P(s_t = s, episode still running): the discounted state
+    /// occupancy, time step by time step.
+    pub occupancy: Array2<f64>,
+    /// values[k, s] = V_k(s), the value with k steps left.
+    pub values: Array2<f64>,
+}
+
+// ANCHOR: exact_gradient
+/// The exact policy gradient of a tabular softmax policy with logits θ (shape S × 4):
+///
+/// ∂J/∂θ_{s,b} = Σ_t γ^t P(s_t = s) · π(b|s) · (Q_{H−t}(s, b) − V_{H−t}(s)),
+///
+/// with H the step limit, Q and V the finite-horizon values of the policy, and the sum over
+/// the time steps t = 0 … H−1 of an episode.
+pub fn softmax_gradient(mdp: &Mdp, logits: &Array2<f64>, gamma: f64) -> Result<ExactGradient> {
+    let n = mdp.n_states();
+    if logits.dim() != (n, 4) {
+        return Err(Error::invalid(
+            "logits",
+            format!("shape {:?}, expected ({n}, 4)", logits.dim()),
+        ));
+    }
+    if logits.iter().any(|x| !x.is_finite()) {
+        return Err(Error::invalid("logits", "a logit is not a finite number"));
+    }
+    let pi = softmax_policy(logits);
+    let horizon = mdp.max_steps();
+    let values = mdp.evaluate_finite(pi.view(), gamma, horizon)?;
+    // Forward pass: where the cat is at each time step (discounted).
+    let mut occupancy = Array2::zeros((horizon, n));
+    let mut d: Array1<f64> = mdp.start().clone();
+    for t in 0..horizon {
+        occupancy.row_mut(t).assign(&d);
+        let mut next = Array1::zeros(n);
+        for s in (0..n).filter(|&s| d[s] != 0.0 && !mdp.is_absorbing(s)) {
+            for a in Action::ALL {
+                for &(to, p) in mdp.successors(s, a) {
+                    next[to] += gamma * d[s] * pi[[s, a.index()]] * p;
+                }
+            }
+        }
+        d = next;
+    }
+    // Backward quantities: Q_k(s, a) from V_{k−1}, advantage weighted by occupancy.
+    let mut grad = Array2::zeros((n, 4));
+    for t in 0..horizon {
+        let k = horizon - t;
+        let q = mdp.q_table(gamma, &values.row(k - 1).to_owned());
+        for s in (0..n).filter(|&s| occupancy[[t, s]] != 0.0 && !mdp.is_absorbing(s)) {
+            for b in 0..4 {
+                grad[[s, b]] += occupancy[[t, s]] * pi[[s, b]] * (q[[s, b]] - values[[k, s]]);
+            }
+        }
+    }
+    let j = values.row(horizon).dot(mdp.start());
+    Ok(ExactGradient {
+        j,
+        grad,
+        occupancy,
+        values,
+    })
+}
+// ANCHOR_END: exact_gradient
