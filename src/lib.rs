@@ -17,6 +17,7 @@ pub mod experiments;
 pub mod io;
 pub mod notebook;
 pub mod plot;
+pub mod policy;
 pub mod rollout;
 pub mod tour;
 
