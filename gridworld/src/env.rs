@@ -282,6 +282,7 @@ impl Env {
     // ANCHOR_END: step
 }
 
+// ANCHOR: slip
 /// The move actually made: the intended one, or with probability `slip` one of the two
 /// sideways moves, each equally likely.
 ///
@@ -295,6 +296,7 @@ fn slip<R: Rng + ?Sized>(done: bool, slip: f64, action: Action, rng: &mut R) -> 
         action
     }
 }
+// ANCHOR_END: slip
 
 /// Where a move from cell `from` leads: the neighbouring cell, or `from` itself if the move
 /// would hit a wall or leave the house.

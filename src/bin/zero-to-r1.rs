@@ -74,11 +74,18 @@ enum HouseCommand {
     Show {
         #[command(flatten)]
         house: HouseArgs,
+        /// Episodes are cut off after this many steps.
+        #[arg(long, default_value_t = 100)]
+        max_steps: usize,
         /// Also draw the house into this SVG file.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
     /// Solve a house by value iteration: print V*(s) and an optimal action per cell.
+    ///
+    /// This is the optimum without a step limit (infinite horizon), discounted by γ. With
+    /// γ = 1 and no step cost every path that eventually reaches the meat is optimal, so
+    /// the arrows only break ties (in the order up, down, left, right).
     Solve {
         #[command(flatten)]
         house: HouseArgs,
@@ -101,16 +108,13 @@ struct HouseArgs {
     /// Probability that a move goes sideways instead.
     #[arg(long, default_value_t = 0.0)]
     slip: f64,
-    /// Episodes are cut off after this many steps.
-    #[arg(long, default_value_t = 100)]
-    max_steps: usize,
     /// A cost subtracted on every step.
     #[arg(long, default_value_t = 0.0)]
     step_cost: f64,
 }
 
 impl HouseArgs {
-    fn env(&self) -> Result<Env> {
+    fn env(&self, max_steps: usize) -> Result<Env> {
         let house = match &self.map {
             Some(path) => House::from_file(path)?,
             None => House::seed(),
@@ -121,14 +125,14 @@ impl HouseArgs {
                 ..Rewards::default()
             },
             slip: self.slip,
-            max_steps: self.max_steps,
+            max_steps,
         };
         Ok(Env::new(house, config)?)
     }
 }
 
-fn show(args: &HouseArgs, svg: Option<&PathBuf>) -> Result<()> {
-    let env = args.env()?;
+fn show(args: &HouseArgs, max_steps: usize, svg: Option<&PathBuf>) -> Result<()> {
+    let env = args.env(max_steps)?;
     let house = env.house();
     print!("{}", house.render(None));
     let r = env.config().rewards;
@@ -154,7 +158,7 @@ fn show(args: &HouseArgs, svg: Option<&PathBuf>) -> Result<()> {
 }
 
 fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
-    let env = args.env()?;
+    let env = args.env(EnvConfig::default().max_steps)?;
     let house = env.house();
     let sol = env.mdp().value_iteration(gamma, 1e-10)?;
     println!(
@@ -181,6 +185,12 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
             })
             .collect();
         println!("{row}");
+    }
+    if gamma == 1.0 && env.config().rewards.step_cost == 0.0 {
+        println!(
+            "\nNote: with γ = 1 and no step cost, reaching the meat sooner or later is worth the \
+             same, so many moves tie and the arrows only break ties (up, down, left, right)."
+        );
     }
     let start = house.starts()[0];
     println!(
@@ -218,7 +228,11 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::House(HouseCommand::Show { house, svg }) => show(&house, svg.as_ref()),
+        Command::House(HouseCommand::Show {
+            house,
+            max_steps,
+            svg,
+        }) => show(&house, max_steps, svg.as_ref()),
         Command::House(HouseCommand::Solve { house, gamma, svg }) => {
             solve(&house, gamma, svg.as_ref())
         }
