@@ -110,9 +110,18 @@ pub struct Mlp {
 impl Mlp {
     /// Weights drawn uniformly in ±1/√fan_in from a seeded generator; the output layer starts
     /// at zero, so a new policy is the uniformly random cat and a new value function is 0.
-    pub fn new(house: &House, hidden: usize, outputs: usize, seed: u64, device: &Device) -> Result<Mlp> {
+    pub fn new(
+        house: &House,
+        hidden: usize,
+        outputs: usize,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Mlp> {
         if hidden == 0 {
-            return Err(Error::invalid("hidden", "the MLP needs at least one hidden unit"));
+            return Err(Error::invalid(
+                "hidden",
+                "the MLP needs at least one hidden unit",
+            ));
         }
         let feats = cell_features(house);
         let (n, width) = feats.dim();
@@ -149,7 +158,12 @@ impl Model for Mlp {
     }
 
     fn vars(&self) -> Vec<Var> {
-        vec![self.w1.clone(), self.b1.clone(), self.w2.clone(), self.b2.clone()]
+        vec![
+            self.w1.clone(),
+            self.b1.clone(),
+            self.w2.clone(),
+            self.b2.clone(),
+        ]
     }
 
     fn n_cells(&self) -> usize {
@@ -193,7 +207,11 @@ pub fn policy_table(policy: &dyn Model) -> Result<Array2<f64>> {
 pub fn value_table(value: &dyn Model) -> Result<Vec<f64>> {
     let run = || -> candle_core::Result<Vec<f64>> {
         let cells = all_cells(value.n_cells(), &policy_device(value))?;
-        value.forward(&cells)?.squeeze(1)?.to_dtype(DType::F64)?.to_vec1()
+        value
+            .forward(&cells)?
+            .squeeze(1)?
+            .to_dtype(DType::F64)?
+            .to_vec1()
     };
     run().map_err(candle_err)
 }
@@ -210,7 +228,11 @@ fn policy_device(model: &dyn Model) -> Device {
 /// log π(a|s) for a batch of (cell, action) pairs given as u32 tensors of equal shape
 /// (any shape, e.g. (B, T) padded episodes): log-softmax of the logits, then the entry of
 /// the action taken. Gradients flow back into the policy.
-pub fn log_probs(policy: &dyn Model, cells: &Tensor, actions: &Tensor) -> candle_core::Result<Tensor> {
+pub fn log_probs(
+    policy: &dyn Model,
+    cells: &Tensor,
+    actions: &Tensor,
+) -> candle_core::Result<Tensor> {
     let shape = cells.dims().to_vec();
     let flat_cells = cells.flatten_all()?;
     let flat_actions = actions.flatten_all()?;
