@@ -104,3 +104,120 @@ pub fn subtract_baseline(
 ) -> Array2<f64> {
     (&returns - &baseline) * mask
 }
+
+/// The value to bootstrap from after an episode's last step: 0 if it *terminated* (the
+/// future really is zero), V(s_T) if it was *truncated* (the future was cut off, not zero).
+fn bootstrap(terminated: bool, last_value: f64) -> f64 {
+    if terminated {
+        0.0
+    } else {
+        last_value
+    }
+}
+
+// ANCHOR: td_errors
+/// One-step TD errors δ_t = r_{t+1} + γ V(s_{t+1}) − V(s_t) on every real step, where
+/// `values[i, t]` = V(s_t) and `last_values[i]` = V(s_T) of episode i. After the last step the
+/// next value is 0 if the episode terminated and V(s_T) if it was truncated.
+pub fn td_errors(
+    rewards: ArrayView2<f64>,
+    values: ArrayView2<f64>,
+    last_values: &[f64],
+    mask: ArrayView2<f64>,
+    terminated: &[bool],
+    gamma: f64,
+) -> Array2<f64> {
+    let mut delta = Array2::zeros(rewards.dim());
+    for i in 0..rewards.nrows() {
+        let len = mask.row(i).iter().filter(|&&m| m > 0.0).count();
+        for t in 0..len {
+            let next = if t + 1 < len {
+                values[[i, t + 1]]
+            } else {
+                bootstrap(terminated[i], last_values[i])
+            };
+            delta[[i, t]] = rewards[[i, t]] + gamma * next - values[[i, t]];
+        }
+    }
+    delta
+}
+// ANCHOR_END: td_errors
+
+// ANCHOR: gae
+/// Generalised advantage estimation: Â_t = Σ_k (γλ)^k δ_{t+k}, computed backwards in one pass
+/// as Â_t = δ_t + γλ Â_{t+1}. λ = 0 gives the one-step TD error, λ = 1 the Monte Carlo
+/// return minus V(s_t) (plus the bootstrap of a truncated episode). Returns the advantages
+/// and the value targets Â_t + V(s_t).
+#[allow(clippy::too_many_arguments)]
+pub fn gae(
+    rewards: ArrayView2<f64>,
+    values: ArrayView2<f64>,
+    last_values: &[f64],
+    mask: ArrayView2<f64>,
+    terminated: &[bool],
+    gamma: f64,
+    lambda: f64,
+) -> (Array2<f64>, Array2<f64>) {
+    let delta = td_errors(rewards, values, last_values, mask, terminated, gamma);
+    let mut adv = Array2::zeros(rewards.dim());
+    for i in 0..rewards.nrows() {
+        let mut running = 0.0;
+        for t in (0..rewards.ncols()).rev() {
+            running = if mask[[i, t]] > 0.0 {
+                delta[[i, t]] + gamma * lambda * running
+            } else {
+                0.0
+            };
+            adv[[i, t]] = running;
+        }
+    }
+    let targets = (&adv + &values) * mask;
+    (adv, targets)
+}
+// ANCHOR_END: gae
+
+/// Normalises advantages to mean 0 and standard deviation 1 over the real steps (PPO does
+/// this per minibatch). With fewer than two steps, or no spread, only the mean is removed.
+pub fn normalize(adv: ArrayView2<f64>, mask: ArrayView2<f64>) -> Array2<f64> {
+    let n: f64 = mask.sum();
+    if n < 1.0 {
+        return adv.to_owned();
+    }
+    let mean = (&adv * &mask).sum() / n;
+    let var = if n > 1.0 {
+        adv.iter()
+            .zip(mask.iter())
+            .map(|(a, m)| m * (a - mean).powi(2))
+            .sum::<f64>()
+            / (n - 1.0)
+    } else {
+        0.0
+    };
+    let sd = var.sqrt();
+    let scale = if sd > 1e-12 { 1.0 / sd } else { 1.0 };
+    adv.mapv(|a| (a - mean) * scale) * mask
+}
+
+/// Explained variance 1 − Var[R − V] / Var[R] over the real steps: 1 for a perfect critic,
+/// 0 for one no better than a constant, negative for one worse than that.
+pub fn explained_variance(
+    values: ArrayView2<f64>,
+    targets: ArrayView2<f64>,
+    mask: ArrayView2<f64>,
+) -> f64 {
+    let n = mask.sum();
+    let var = |x: &Array2<f64>| {
+        let mean = (x * &mask).sum() / n;
+        x.iter()
+            .zip(mask.iter())
+            .map(|(v, m)| m * (v - mean).powi(2))
+            .sum::<f64>()
+            / n
+    };
+    let t = targets.to_owned();
+    let vt = var(&t);
+    if vt <= 0.0 {
+        return f64::NAN;
+    }
+    1.0 - var(&(&t - &values)) / vt
+}

@@ -80,3 +80,67 @@ pub fn reinforce_loss(
     aggregate(&per_step, mask, how)
 }
 // ANCHOR_END: reinforce_loss
+
+// ANCHOR: clipped_surrogate
+/// PPO's clipped surrogate loss per step, −min(ρ Â, clip(ρ, 1 − ε, 1 + ε) Â) with
+/// ρ = exp(logp − old_logp), aggregated over the real steps. Where the clip binds, the
+/// minimum picks the clipped (constant) branch and the step contributes no gradient.
+pub fn clipped_surrogate(
+    logp: &Tensor,
+    old_logp: &Tensor,
+    advantages: &Tensor,
+    mask: &Tensor,
+    clip: f64,
+    how: Aggregation,
+) -> Result<Tensor> {
+    let ratio = (logp - old_logp.detach())?.exp()?;
+    let adv = advantages.detach();
+    let unclipped = (&ratio * &adv)?;
+    let clipped = (ratio.clamp(1.0 - clip, 1.0 + clip)? * &adv)?;
+    aggregate(&unclipped.minimum(&clipped)?.neg()?, mask, how)
+}
+// ANCHOR_END: clipped_surrogate
+
+// ANCHOR: value_loss
+/// The critic's loss ½ (V(s_t) − R_t)² over the real steps, or, with `clip = Some(ε)`, PPO's
+/// pessimistic clipped version ½ max((V − R)², (V_old + clip(V − V_old, ±ε) − R)²).
+pub fn value_loss(
+    values: &Tensor,
+    targets: &Tensor,
+    old_values: &Tensor,
+    mask: &Tensor,
+    clip: Option<f64>,
+) -> Result<Tensor> {
+    let plain = (values - targets)?.sqr()?;
+    let per_step = match clip {
+        None => plain,
+        Some(eps) => {
+            let moved = (values - old_values)?.clamp(-eps, eps)?;
+            let clipped = ((old_values + moved)? - targets)?.sqr()?;
+            plain.maximum(&clipped)?
+        }
+    };
+    aggregate(&(per_step * 0.5)?, mask, Aggregation::StepMean)
+}
+// ANCHOR_END: value_loss
+
+// ANCHOR: diagnostics
+/// The k3 estimate of KL(π_old ‖ π) from samples of π_old: the mean over real steps of
+/// (ρ − 1) − log ρ with log ρ = logp − old_logp. Always ≥ 0, and 0 only when π = π_old.
+pub fn approx_kl(logp: &Tensor, old_logp: &Tensor, mask: &Tensor) -> Result<f64> {
+    let log_ratio = (logp - old_logp)?;
+    let k3 = ((log_ratio.exp()? - 1.0)? - &log_ratio)?;
+    aggregate(&k3, mask, Aggregation::StepMean)?
+        .to_dtype(candle_core::DType::F64)?
+        .to_scalar()
+}
+
+/// Fraction of real steps where the ratio ρ lies outside [1 − ε, 1 + ε].
+pub fn clip_frac(logp: &Tensor, old_logp: &Tensor, mask: &Tensor, clip: f64) -> Result<f64> {
+    let ratio = (logp - old_logp)?.exp()?;
+    let outside = (ratio - 1.0)?.abs()?.gt(clip)?.to_dtype(mask.dtype())?;
+    aggregate(&outside, mask, Aggregation::StepMean)?
+        .to_dtype(candle_core::DType::F64)?
+        .to_scalar()
+}
+// ANCHOR_END: diagnostics
