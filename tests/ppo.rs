@@ -258,3 +258,107 @@ fn diagnostics_by_hand() {
         4.5
     );
 }
+
+use zero_to_r1::algo::{actor_critic, ppo};
+use zero_to_r1::experiments::ch01::success_probabilities;
+use zero_to_r1::prelude::*;
+
+fn assert_solved(env: &Env, table: &Array2<f64>) {
+    let mdp = env.mdp();
+    let j = mdp.expected_return(table.view(), 1.0).unwrap();
+    let optimal = mdp.value_iteration(0.99, 1e-10).unwrap();
+    let j_star = mdp.expected_return(optimal.policy.view(), 1.0).unwrap();
+    assert!(j >= 0.95 * j_star, "J = {j}, J* = {j_star}");
+    let p = success_probabilities(env.house(), env.config(), table).unwrap();
+    for &s in env.house().starts() {
+        assert!(p[s] >= 0.95, "success probability from {s}: {}", p[s]);
+    }
+}
+
+#[test]
+fn one_step_actor_critic_solves_the_house() {
+    // Budget: 150 iterations × 16 episodes = 2,400 episodes, λ = 0 (pure one-step TD).
+    let mut env = Env::seed();
+    let config = actor_critic::ActorCriticConfig {
+        seed: 3,
+        ..Default::default()
+    };
+    let trained = actor_critic::train(&mut env, &config, |_| {}).unwrap();
+    assert_solved(&env, &trained.table().unwrap());
+    // On-policy: one step per batch, so the policy moves little per iteration.
+    assert!(trained
+        .log
+        .iter()
+        .all(|u| u.epochs == 1 && u.approx_kl < 0.05));
+}
+
+#[test]
+fn ppo_solves_the_house() {
+    // Budget: 60 iterations × 16 episodes = 960 episodes, 4 epochs × 4 minibatches each.
+    let mut env = Env::seed();
+    let config = ppo::PpoConfig {
+        seed: 3,
+        ..Default::default()
+    };
+    let trained = ppo::train(&mut env, &config, |_| {}).unwrap();
+    assert_solved(&env, &trained.table().unwrap());
+    let log = &trained.log;
+    assert!(log
+        .iter()
+        .all(|u| u.approx_kl.is_finite() && u.approx_kl >= 0.0));
+    assert!(
+        log.iter().any(|u| u.clip_frac > 0.0),
+        "the clip never engaged"
+    );
+}
+
+#[test]
+fn target_kl_stops_epochs_early_and_bad_settings_are_named() {
+    let mut env = Env::seed();
+    let config = ppo::PpoConfig {
+        iterations: 5,
+        epochs: 20,
+        lr: 0.1,
+        target_kl: Some(0.001),
+        seed: 1,
+        ..Default::default()
+    };
+    let trained = ppo::train(&mut env, &config, |_| {}).unwrap();
+    assert!(trained.log.iter().any(|u| u.epochs < 20));
+    for (bad, field) in [
+        (
+            ppo::PpoConfig {
+                minibatches: 17,
+                ..Default::default()
+            },
+            "minibatches",
+        ),
+        (
+            ppo::PpoConfig {
+                lambda: 2.0,
+                ..Default::default()
+            },
+            "lambda",
+        ),
+        (
+            ppo::PpoConfig {
+                clip: Some(0.0),
+                ..Default::default()
+            },
+            "clip",
+        ),
+        (
+            ppo::PpoConfig {
+                epochs: 0,
+                ..Default::default()
+            },
+            "epochs",
+        ),
+    ] {
+        let err = ppo::train(&mut env, &bad, |_| {})
+            .err()
+            .expect("should fail")
+            .to_string();
+        assert!(err.contains(field), "{err}");
+    }
+}

@@ -1,5 +1,7 @@
 //! Training loops on the cat's house. Each one is the previous one plus one idea.
 
+pub mod actor_critic;
+pub mod ppo;
 pub mod reinforce;
 
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, SGD};
@@ -110,4 +112,41 @@ impl Opt {
             Opt::Adam(o) => o.backward_step(loss),
         }
     }
+
+    // ANCHOR: clipped_step
+    /// Backpropagates `loss`, rescales the gradient of `vars` so that its global norm is at
+    /// most `max_norm` (if given), takes one step, and returns the norm before rescaling.
+    pub fn clipped_step(
+        &mut self,
+        loss: &candle_core::Tensor,
+        vars: &[candle_core::Var],
+        max_norm: Option<f64>,
+    ) -> candle_core::Result<f64> {
+        let mut grads = loss.backward()?;
+        let mut total = 0.0;
+        for v in vars {
+            if let Some(g) = grads.get(v.as_tensor()) {
+                total += g
+                    .sqr()?
+                    .sum_all()?
+                    .to_dtype(candle_core::DType::F64)?
+                    .to_scalar::<f64>()?;
+            }
+        }
+        let norm = total.sqrt();
+        if let Some(max) = max_norm.filter(|&m| norm > m) {
+            let scale = max / (norm + 1e-12);
+            for v in vars {
+                if let Some(g) = grads.remove(v.as_tensor()) {
+                    grads.insert(v.as_tensor(), (g * scale)?);
+                }
+            }
+        }
+        match self {
+            Opt::Sgd(o) => o.step(&grads)?,
+            Opt::Adam(o) => o.step(&grads)?,
+        }
+        Ok(norm)
+    }
+    // ANCHOR_END: clipped_step
 }
