@@ -6,7 +6,7 @@
 //! V_k(s) is the expected return with k steps to go (see [`gridworld::Mdp::evaluate_finite`]).
 
 use gridworld::ndarray::{Array1, Array2};
-use gridworld::{Action, Mdp};
+use gridworld::{Action, EnvConfig, House, Mdp, Rewards};
 
 use crate::error::{Error, Result};
 
@@ -92,3 +92,34 @@ pub fn softmax_gradient(mdp: &Mdp, logits: &Array2<f64>, gamma: f64) -> Result<E
     })
 }
 // ANCHOR_END: exact_gradient
+
+// ANCHOR: success_probability
+/// The exact probability that `policy` reaches the meat within the step limit, from the
+/// start distribution: the expected return when the meat pays 1 and nothing else pays.
+pub fn success_probability(house: &House, config: &EnvConfig, policy: &Array2<f64>) -> Result<f64> {
+    let per_cell = success_probabilities(house, config, policy)?;
+    let mdp = Mdp::new(house, config);
+    Ok(per_cell.dot(mdp.start()))
+}
+
+/// The same probability from each cell (with the whole step limit ahead).
+pub fn success_probabilities(
+    house: &House,
+    config: &EnvConfig,
+    policy: &Array2<f64>,
+) -> Result<Array1<f64>> {
+    let indicator = EnvConfig {
+        rewards: Rewards {
+            floor: 0.0,
+            broom: 0.0,
+            bathtub: 0.0,
+            meat: 1.0,
+            step_cost: 0.0,
+        },
+        ..*config
+    };
+    let values =
+        Mdp::new(house, &indicator).evaluate_finite(policy.view(), 1.0, config.max_steps)?;
+    Ok(values.row(config.max_steps).to_owned())
+}
+// ANCHOR_END: success_probability

@@ -35,7 +35,7 @@ pub use plotters;
 pub mod prelude {
     pub use crate::advantage::discounted_return;
     pub use crate::error::{Error, Result};
-    pub use crate::experiments::ch01::success_probability;
+    pub use crate::exact::success_probability;
     pub use crate::plot::{histogram, house_figure, running_mean, value_figure, Marker, Svg};
     pub use crate::rollout::{derive_seed, monte_carlo, sample_episode, Episode, MonteCarlo};
     pub use gridworld::ndarray::{Array1, Array2};

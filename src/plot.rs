@@ -36,6 +36,9 @@ impl Svg {
     }
 }
 
+/// Named figures, as experiments return them: (file stem, figure).
+pub type Figures = Vec<(&'static str, Svg)>;
+
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
 
@@ -547,6 +550,9 @@ pub fn learning_curves(
     }
     let pad = 0.04 * (y_hi - y_lo).max(1e-9);
     let (x0, x1) = (x[0], x[x.len() - 1].max(x[0] + 1e-9));
+    // Whole numbers for wide ranges (episodes, returns), two decimals for narrow ones.
+    let decimals = |span: f64| if span > 20.0 { 0 } else { 2 };
+    let (xd, yd) = (decimals(x1 - x0), decimals(y_hi - y_lo));
     figure((720, 420), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption(caption, ("sans-serif", 17))
@@ -558,8 +564,8 @@ pub fn learning_curves(
             .configure_mesh()
             .x_desc(x_label)
             .y_desc(y_label)
-            .x_label_formatter(&|v| format!("{v:.0}"))
-            .y_label_formatter(&|v| format!("{v:.0}"))
+            .x_label_formatter(&|v| format!("{v:.xd$}"))
+            .y_label_formatter(&|v| format!("{v:.yd$}"))
             .draw()?;
         for (k, (s, st)) in series.iter().zip(&stats).enumerate() {
             let colour = PALETTE[k % PALETTE.len()];
@@ -574,7 +580,11 @@ pub fn learning_curves(
                     x.iter().zip(st).map(|(&xv, p)| (xv, p.0)),
                     colour.stroke_width(2),
                 ))?
-                .label(format!("{} ({} runs)", s.label, s.runs.len()))
+                .label(if s.runs.len() > 1 {
+                    format!("{} ({} runs)", s.label, s.runs.len())
+                } else {
+                    s.label.clone()
+                })
                 .legend(swatch(colour));
         }
         if let Some((r, label)) = reference {

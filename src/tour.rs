@@ -12,6 +12,8 @@ use crate::error::{Error, Result};
 use crate::experiments::ch01::{self, Ch01Config};
 use crate::experiments::ch02::{self, Ch02Config};
 use crate::experiments::ch03::{self, Ch03Config};
+use crate::experiments::ch04::{self, Ch04Config};
+use crate::experiments::ch05::{self, Ch05Config};
 use crate::io::write_atomic;
 use crate::plot::Svg;
 
@@ -170,6 +172,67 @@ fn chapter3(dir: &Path, config: &TourConfig) -> Result<Stage> {
     })
 }
 
+fn chapter4(dir: &Path, config: &TourConfig) -> Result<Stage> {
+    let start = Instant::now();
+    let ch = Ch04Config {
+        seed: config.seed,
+        ..Ch04Config::default()
+    };
+    let bar = progress_bar(ch.batches as u64, "4 · GAE(λ)", config.progress);
+    let stats = ch04::lambda_sweep(&ch, || bar.inc(1))?;
+    bar.finish_with_message("done");
+    let figs = vec![
+        ("lambda_variance", ch04::lambda_figure(&stats, false)?),
+        ("lambda_bias", ch04::lambda_figure(&stats, true)?),
+    ];
+    let figures = save_figures(dir, "ch04", &figs)?;
+    let summary = stats
+        .iter()
+        .filter(|s| s.critic == "learned V")
+        .map(|s| format!("λ = {}: MSE {:.1}", s.lambda, s.mse))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Stage {
+        title: "Chapter 4 — actor-critic and GAE",
+        figures,
+        metrics: json!({ "lambda_sweep": stats }),
+        summary: format!("GAE with a learned critic against the exact advantage: {summary}"),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn chapter5(dir: &Path, config: &TourConfig) -> Result<Stage> {
+    let start = Instant::now();
+    let ch = Ch05Config {
+        seed: config.seed,
+        ..Ch05Config::default()
+    };
+    let runs = 2 * 3 * ch.seeds + 9;
+    let bar = progress_bar(runs as u64, "5 · PPO", config.progress);
+    let out = ch05::run(&ch, || bar.inc(1))?;
+    bar.finish_with_message("done");
+    let figures = save_figures(dir, "ch05", &out.figures)?;
+    let summary = out
+        .efficiency
+        .iter()
+        .map(|e| match e.episodes_to_95 {
+            Some(x) => format!(
+                "{} on the {}: {x:.0} episodes to 95 % success",
+                e.algorithm, e.house
+            ),
+            None => format!("{} on the {}: not within budget", e.algorithm, e.house),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Stage {
+        title: "Chapter 5 — PPO",
+        figures,
+        metrics: json!({ "sample_efficiency": out.efficiency, "clipping": out.clipping }),
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 fn index_html(stages: &[Stage]) -> String {
     let mut html = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>zero-to-r1 tour</title>\n\
@@ -206,6 +269,8 @@ pub fn run(config: &TourConfig) -> Result<PathBuf> {
         chapter1(&dir, config)?,
         chapter2(&dir, config)?,
         chapter3(&dir, config)?,
+        chapter4(&dir, config)?,
+        chapter5(&dir, config)?,
     ];
     for s in &stages {
         println!("{}: {}", s.title, s.summary);

@@ -17,6 +17,7 @@ use crate::advantage::{explained_variance, gae, normalize, state_values};
 use crate::algo::reinforce::to_tensor;
 use crate::algo::{new_model, ModelKind, Opt, OptimizerKind};
 use crate::error::{Error, Result};
+use crate::exact::success_probability;
 use crate::objective::{
     aggregate, approx_kl, clip_frac, clipped_surrogate, value_loss, Aggregation,
 };
@@ -147,6 +148,8 @@ pub struct IterationLog {
     pub entropy: f64,
     /// Exact J(π) of the policy that collected the batch.
     pub exact_j: f64,
+    /// Exact probability that that policy reaches the meat within the step limit.
+    pub exact_success: f64,
     /// k3 estimate of KL(π_old ‖ π) on the batch after the update.
     pub approx_kl: f64,
     /// Fraction of the batch's steps whose ratio ended outside the clip range.
@@ -347,6 +350,7 @@ pub fn train(
             mean_length: batch.steps() as f64 / batch.episodes() as f64,
             entropy: entropy_before,
             exact_j: mdp.expected_return(table.view(), 1.0)?,
+            exact_success: success_probability(&house, env.config(), &table)?,
             approx_kl: kl,
             clip_frac: frac,
             explained_variance: ev,

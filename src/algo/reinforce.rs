@@ -11,6 +11,7 @@ use crate::advantage::{
 };
 use crate::algo::{new_model, ModelKind, Opt, OptimizerKind};
 use crate::error::{Error, Result};
+use crate::exact::success_probability;
 use crate::objective::{aggregate, reinforce_loss, Aggregation};
 use crate::policy::{candle_err, log_probs, policy_table, value_table, Model};
 use crate::rollout::{derive_seed, sample_batch, Batch};
@@ -161,6 +162,8 @@ pub struct UpdateLog {
     pub entropy: f64,
     /// Exact J(π) of the policy *before* this update (the one that sampled the batch).
     pub exact_j: f64,
+    /// Exact probability that that policy reaches the meat within the step limit.
+    pub exact_success: f64,
     pub loss: f64,
 }
 
@@ -336,6 +339,7 @@ pub fn train(
             mean_length: batch.steps() as f64 / batch.episodes() as f64,
             entropy: batch_entropy(&table, &batch),
             exact_j: mdp.expected_return(table.view(), 1.0)?,
+            exact_success: success_probability(&house, env.config(), &table)?,
             loss,
         };
         if !entry.loss.is_finite() {

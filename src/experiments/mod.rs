@@ -4,6 +4,8 @@
 pub mod ch01;
 pub mod ch02;
 pub mod ch03;
+pub mod ch04;
+pub mod ch05;
 
 use std::path::Path;
 
@@ -39,6 +41,27 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
         "ch03/std_scaling.md".into(),
         ch3.scaling_table().into_bytes(),
     ));
+    let lambda = ch04::lambda_sweep(&ch04::Ch04Config::default(), || {})?;
+    out.push((
+        "ch04/lambda_variance.svg".into(),
+        ch04::lambda_figure(&lambda, false)?.0.into_bytes(),
+    ));
+    out.push((
+        "ch04/lambda_bias.svg".into(),
+        ch04::lambda_figure(&lambda, true)?.0.into_bytes(),
+    ));
+    out.push((
+        "ch04/lambda.md".into(),
+        ch04::lambda_table(&lambda).into_bytes(),
+    ));
+    let ch5 = ch05::run(&ch05::Ch05Config::default(), || {})?;
+    out.extend(
+        ch5.figures
+            .iter()
+            .map(|(n, svg)| (format!("ch05/{n}.svg"), svg.0.clone().into_bytes())),
+    );
+    out.push(("ch05/efficiency.md".into(), ch5.table().into_bytes()));
+    out.push(("ch05/clipping.md".into(), ch5.clip_table().into_bytes()));
     Ok(out)
 }
 
