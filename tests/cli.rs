@@ -143,3 +143,48 @@ fn the_tour_writes_figures_metrics_and_an_index() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
 }
+
+#[test]
+fn train_reports_the_learned_cat_and_writes_metrics() {
+    let dir = scratch();
+    let metrics = dir.join("m.jsonl");
+    for algo in ["reinforce", "actor-critic", "ppo"] {
+        let out = bin()
+            .args([
+                "train",
+                "--algo",
+                algo,
+                "--iterations",
+                "40",
+                "--seed",
+                "2",
+                "--metrics",
+            ])
+            .arg(&metrics)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{algo}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("Exact J(π) = "), "{text}");
+        let lines = std::fs::read_to_string(&metrics).unwrap();
+        assert_eq!(lines.lines().count(), 40);
+        let last: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+        assert!(last["exact_j"].as_f64().unwrap().is_finite());
+    }
+    for (flag, value, field) in [
+        ("--model", "cnn", "model"),
+        ("--baseline", "magic", "baseline"),
+        ("--lambda", "3", "lambda"),
+    ] {
+        let out = bin()
+            .args(["train", "--iterations", "2", flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(field));
+    }
+}

@@ -29,6 +29,12 @@ enum Command {
     /// Look at a house, or solve it exactly.
     #[command(subcommand)]
     House(HouseCommand),
+    /// Train a cat with REINFORCE, actor-critic or PPO and report how good it became.
+    ///
+    /// Shows a progress bar with the exact J(π) of the current policy, prints the learned
+    /// policy's most likely move in every cell, and can write one JSON line of metrics per
+    /// iteration. Same seed, same numbers.
+    Train(TrainArgs),
     /// Regenerate the book's figures and tables (book/src/generated) from the experiments.
     Figures {
         /// Folder to write into.
@@ -50,6 +56,52 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+}
+
+/// The learning algorithms of chapters 2–5.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Algo {
+    /// REINFORCE (chapters 2–3), with the baseline chosen by --baseline.
+    Reinforce,
+    /// Actor-critic with GAE(λ) (chapter 4), one gradient step per batch.
+    ActorCritic,
+    /// PPO (chapter 5): several clipped epochs per batch.
+    Ppo,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[arg(long, value_enum, default_value = "ppo")]
+    algo: Algo,
+    #[command(flatten)]
+    house: HouseArgs,
+    /// Episodes are cut off after this many steps.
+    #[arg(long, default_value_t = 100)]
+    max_steps: usize,
+    /// Gradient updates (REINFORCE) or rollout–optimise iterations (actor-critic, PPO).
+    #[arg(long, default_value_t = 100)]
+    iterations: usize,
+    /// Episodes sampled per update or iteration.
+    #[arg(long, default_value_t = 16)]
+    episodes: usize,
+    /// Learning rate of the policy (default: 0.1 for REINFORCE, 0.03 for actor-critic,
+    /// 0.01 for PPO, all with Adam).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Policy and value model: tabular or mlp.
+    #[arg(long, default_value = "tabular")]
+    model: String,
+    /// REINFORCE's weighting: total, rtg, mean or learned.
+    #[arg(long, default_value = "learned")]
+    baseline: String,
+    /// GAE's λ for actor-critic and PPO (default 0 for actor-critic, 0.95 for PPO).
+    #[arg(long)]
+    lambda: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write one JSON line of metrics per iteration to this file.
+    #[arg(long, value_name = "FILE")]
+    metrics: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -207,6 +259,109 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
     Ok(())
 }
 
+fn train(args: &TrainArgs) -> Result<()> {
+    use zero_to_r1::algo::{actor_critic, ppo, reinforce, ModelKind};
+    let mut env = args.house.env(args.max_steps)?;
+    let model: ModelKind = args.model.parse()?;
+    let baseline: reinforce::Baseline = args.baseline.parse()?;
+    let bar = tour::progress_bar(args.iterations as u64, "training", true);
+    let mut lines = Vec::new();
+    let mut record = |j: f64, success: f64, line: String| {
+        bar.inc(1);
+        bar.set_message(format!("J {j:.1}, success {:.0}%", 100.0 * success));
+        lines.push(line);
+    };
+    let table = match args.algo {
+        Algo::Reinforce => {
+            let mut c = reinforce::ReinforceConfig {
+                updates: args.iterations,
+                episodes_per_update: args.episodes,
+                baseline,
+                policy: model,
+                value: model,
+                seed: args.seed,
+                ..Default::default()
+            };
+            if let Some(lr) = args.lr {
+                c.lr = lr;
+            }
+            reinforce::train(&mut env, &c, |u| {
+                record(
+                    u.exact_j,
+                    u.exact_success,
+                    serde_json::to_string(u).unwrap_or_default(),
+                )
+            })?
+            .table()?
+        }
+        Algo::ActorCritic | Algo::Ppo => {
+            let mut c = match args.algo {
+                Algo::ActorCritic => actor_critic::ActorCriticConfig::default().as_ppo(),
+                _ => ppo::PpoConfig::default(),
+            };
+            c.iterations = args.iterations;
+            c.episodes_per_iteration = args.episodes;
+            c.policy = model;
+            c.value = model;
+            c.seed = args.seed;
+            if let Some(lr) = args.lr {
+                c.lr = lr;
+            }
+            if let Some(l) = args.lambda {
+                c.lambda = l;
+            }
+            ppo::train(&mut env, &c, |u| {
+                record(
+                    u.exact_j,
+                    u.exact_success,
+                    serde_json::to_string(u).unwrap_or_default(),
+                )
+            })?
+            .table()?
+        }
+    };
+    bar.finish();
+    let mdp = env.mdp();
+    let j = mdp.expected_return(table.view(), 1.0)?;
+    let best = mdp.value_iteration(0.99, 1e-10)?;
+    let j_star = mdp.expected_return(best.policy.view(), 1.0)?;
+    let p = zero_to_r1::exact::success_probability(env.house(), env.config(), &table)?;
+    let house = env.house();
+    println!("The learned policy's most likely move in every cell:");
+    for r in 0..house.rows() {
+        let row: String = (0..house.cols())
+            .map(|c| {
+                let i = r * house.cols() + c;
+                match house.cell(r, c) {
+                    Cell::Wall => '#',
+                    Cell::Meat => 'M',
+                    _ => {
+                        let a = (0..4)
+                            .fold(0, |b, a| if table[[i, a]] > table[[i, b]] { a } else { b });
+                        zero_to_r1::gridworld::Action::ALL[a].arrow()
+                    }
+                }
+            })
+            .collect();
+        println!("{row}");
+    }
+    println!(
+        "\nExact J(π) = {j:.2} (the optimal cat's: {j_star:.2}); it reaches the meat with probability {:.3}.",
+        p
+    );
+    if let Some(path) = &args.metrics {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        zero_to_r1::io::write_atomic(path, text.as_bytes())?;
+        println!(
+            "wrote {} lines of metrics to {}",
+            lines.len(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Tour(TourArgs {
         name: "tour".into(),
@@ -228,6 +383,7 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Train(args) => train(&args),
         Command::House(HouseCommand::Show {
             house,
             max_steps,

@@ -201,10 +201,7 @@ pub fn clip_variants() -> Vec<(String, Option<f64>)> {
 // ANCHOR_END: clip_variants
 
 /// Runs the clipping experiment: 20 epochs per batch, lr 0.03, 3 seeds.
-pub fn clipping(
-    seed: u64,
-    mut progress: impl FnMut(),
-) -> Result<(Vec<ClipRun>, Figures)> {
+pub fn clipping(seed: u64, mut progress: impl FnMut()) -> Result<(Vec<ClipRun>, Figures)> {
     let iterations = 40;
     let mut runs = Vec::new();
     for (label, clip) in clip_variants() {
