@@ -11,12 +11,15 @@
 //! users get exactly one `candle`, `ndarray`, `plotters` and `rand`.
 
 pub mod advantage;
+pub mod algo;
 pub mod error;
 pub mod exact;
 pub mod experiments;
 pub mod io;
 pub mod notebook;
+pub mod objective;
 pub mod plot;
+pub mod policy;
 pub mod rollout;
 pub mod tour;
 

@@ -478,3 +478,175 @@ pub fn running_mean(samples: &[f64], exact: f64, caption: &str) -> Result<Svg> {
     })
 }
 // ANCHOR_END: running_mean
+
+/// One line of a learning-curve figure: a label and one run per seed, each a list of
+/// values at the same x positions.
+#[derive(Clone, Debug)]
+pub struct Curves {
+    pub label: String,
+    pub runs: Vec<Vec<f64>>,
+}
+
+/// Distinct, colour-blind-friendly line colours (Okabe–Ito).
+pub const PALETTE: [RGBColor; 6] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+];
+
+// ANCHOR: learning_curves
+/// Learning curves: for each series, the mean over runs as a line and the range from the
+/// lowest to the highest run as a shaded band. `x` gives the x position of every value.
+pub fn learning_curves(
+    x: &[f64],
+    series: &[Curves],
+    caption: &str,
+    x_label: &str,
+    y_label: &str,
+    reference: Option<(f64, &str)>,
+) -> Result<Svg> {
+    if x.is_empty() || series.is_empty() {
+        return Err(Error::invalid("learning curves", "nothing to plot"));
+    }
+    for s in series {
+        if s.runs.is_empty() || s.runs.iter().any(|r| r.len() != x.len()) {
+            return Err(Error::invalid(
+                "learning curves",
+                format!("every run of {:?} needs one value per x position", s.label),
+            ));
+        }
+        if s.runs.iter().flatten().any(|v| !v.is_finite()) {
+            return Err(Error::invalid(
+                "learning curves",
+                format!("{:?} has a value that is not finite", s.label),
+            ));
+        }
+    }
+    let stats: Vec<Vec<(f64, f64, f64)>> = series
+        .iter()
+        .map(|s| {
+            (0..x.len())
+                .map(|k| {
+                    let vals: Vec<f64> = s.runs.iter().map(|r| r[k]).collect();
+                    let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+                    let lo = vals.iter().copied().fold(f64::MAX, f64::min);
+                    let hi = vals.iter().copied().fold(f64::MIN, f64::max);
+                    (mean, lo, hi)
+                })
+                .collect()
+        })
+        .collect();
+    let mut y_lo = stats.iter().flatten().map(|p| p.1).fold(f64::MAX, f64::min);
+    let mut y_hi = stats.iter().flatten().map(|p| p.2).fold(f64::MIN, f64::max);
+    if let Some((r, _)) = reference {
+        y_lo = y_lo.min(r);
+        y_hi = y_hi.max(r);
+    }
+    let pad = 0.04 * (y_hi - y_lo).max(1e-9);
+    let (x0, x1) = (x[0], x[x.len() - 1].max(x[0] + 1e-9));
+    figure((720, 420), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(caption, ("sans-serif", 17))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x0..x1, y_lo - pad..y_hi + pad)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
+            .draw()?;
+        for (k, (s, st)) in series.iter().zip(&stats).enumerate() {
+            let colour = PALETTE[k % PALETTE.len()];
+            let mut band: Vec<(f64, f64)> = x.iter().zip(st).map(|(&xv, p)| (xv, p.2)).collect();
+            band.extend(x.iter().zip(st).rev().map(|(&xv, p)| (xv, p.1)));
+            chart.draw_series(std::iter::once(Polygon::new(
+                band,
+                colour.mix(0.18).filled(),
+            )))?;
+            chart
+                .draw_series(LineSeries::new(
+                    x.iter().zip(st).map(|(&xv, p)| (xv, p.0)),
+                    colour.stroke_width(2),
+                ))?
+                .label(format!("{} ({} runs)", s.label, s.runs.len()))
+                .legend(swatch(colour));
+        }
+        if let Some((r, label)) = reference {
+            chart
+                .draw_series(LineSeries::new(
+                    vec![(x0, r), (x1, r)],
+                    BLACK.stroke_width(1),
+                ))?
+                .label(label.to_string())
+                .legend(swatch(BLACK));
+        }
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        Ok(())
+    })
+}
+// ANCHOR_END: learning_curves
+
+// ANCHOR: bar_chart
+/// Horizontal bars on a logarithmic axis, one per label, for positive quantities that span
+/// orders of magnitude (like variances).
+pub fn log_bar_chart(
+    labels: &[String],
+    values: &[f64],
+    caption: &str,
+    x_label: &str,
+) -> Result<Svg> {
+    if labels.len() != values.len() || labels.is_empty() {
+        return Err(Error::invalid("bar chart", "needs one value per label"));
+    }
+    if values.iter().any(|v| !v.is_finite() || *v <= 0.0) {
+        return Err(Error::invalid(
+            "bar chart",
+            "values must be positive finite numbers",
+        ));
+    }
+    let lo = values.iter().copied().fold(f64::MAX, f64::min);
+    let hi = values.iter().copied().fold(f64::MIN, f64::max);
+    let (x0, x1) = (
+        10f64.powf(lo.log10().floor()),
+        10f64.powf(hi.log10().ceil()),
+    );
+    let n = labels.len();
+    let h = 80 + 46 * n as u32;
+    figure((720, h), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(caption, ("sans-serif", 17))
+            .margin(12)
+            .margin_right(44)
+            .x_label_area_size(40)
+            .y_label_area_size(190)
+            .build_cartesian_2d((x0..x1).log_scale(), 0.0..n as f64)?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc(x_label)
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_labels(n * 2 + 1)
+            .y_label_formatter(&|y| {
+                let k = y.floor() as usize;
+                if (y - k as f64 - 0.5).abs() < 1e-6 && k < labels.len() {
+                    labels[n - 1 - k].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .draw()?;
+        chart.draw_series(values.iter().enumerate().map(|(i, &v)| {
+            let row = (n - 1 - i) as f64;
+            let colour = PALETTE[i % PALETTE.len()];
+            Rectangle::new([(x0, row + 0.2), (v, row + 0.8)], colour.filled())
+        }))?;
+        Ok(())
+    })
+}
+// ANCHOR_END: bar_chart

@@ -1,7 +1,7 @@
 //! Sampling episodes from a policy. (Chapter 1: one episode at a time from a table of action
 //! probabilities; later chapters batch them.)
 
-use gridworld::ndarray::ArrayView2;
+use gridworld::ndarray::{Array2, ArrayView2};
 use gridworld::rand::{Rng, RngExt};
 use gridworld::{Action, Env};
 
@@ -153,3 +153,98 @@ pub fn monte_carlo(
     mc
 }
 // ANCHOR_END: monte_carlo
+
+/// A batch of episodes padded to a common length T: row i is episode i, column t its step t.
+/// Entries past an episode's end are padding, marked 0 in `mask`. A batch of language-model
+/// responses has exactly this shape (tokens instead of moves).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// s_t: the cell before each action (0 in padding).
+    pub states: Array2<u32>,
+    /// a_t: the action index (0 in padding).
+    pub actions: Array2<u32>,
+    /// log π(a_t|s_t) under the policy that sampled the batch (π_old later on).
+    pub logp: Array2<f64>,
+    /// r_{t+1}: the reward after each action (0 in padding).
+    pub rewards: Array2<f64>,
+    /// 1 for real steps, 0 for padding.
+    pub mask: Array2<f64>,
+    /// s_T: the cell after each episode's last action (for bootstrapping).
+    pub last_states: Vec<u32>,
+    /// Which episodes reached the meat.
+    pub terminated: Vec<bool>,
+    /// Which episodes were cut off by the step limit.
+    pub truncated: Vec<bool>,
+    /// Each episode's number of steps.
+    pub lengths: Vec<usize>,
+}
+
+impl Batch {
+    /// Pads `episodes` into one batch; `policy` (S × 4) supplies the log-probabilities.
+    pub fn from_episodes(episodes: &[Episode], policy: ArrayView2<f64>) -> Batch {
+        let b = episodes.len();
+        let t = episodes.iter().map(Episode::len).max().unwrap_or(0);
+        let mut batch = Batch {
+            states: Array2::zeros((b, t)),
+            actions: Array2::zeros((b, t)),
+            logp: Array2::zeros((b, t)),
+            rewards: Array2::zeros((b, t)),
+            mask: Array2::zeros((b, t)),
+            last_states: Vec::with_capacity(b),
+            terminated: Vec::with_capacity(b),
+            truncated: Vec::with_capacity(b),
+            lengths: Vec::with_capacity(b),
+        };
+        for (i, ep) in episodes.iter().enumerate() {
+            for (k, ((&s, &a), &r)) in ep
+                .states
+                .iter()
+                .zip(&ep.actions)
+                .zip(&ep.rewards)
+                .enumerate()
+            {
+                batch.states[[i, k]] = s as u32;
+                batch.actions[[i, k]] = a.index() as u32;
+                batch.logp[[i, k]] = policy[[s, a.index()]].ln();
+                batch.rewards[[i, k]] = r;
+                batch.mask[[i, k]] = 1.0;
+            }
+            batch.last_states.push(ep.last_state as u32);
+            batch.terminated.push(ep.terminated);
+            batch.truncated.push(ep.truncated);
+            batch.lengths.push(ep.len());
+        }
+        batch
+    }
+
+    /// Number of episodes B.
+    pub fn episodes(&self) -> usize {
+        self.mask.nrows()
+    }
+
+    /// Total number of real steps.
+    pub fn steps(&self) -> usize {
+        self.lengths.iter().sum()
+    }
+
+    /// Each episode's undiscounted return.
+    pub fn returns(&self) -> Vec<f64> {
+        self.rewards.rows().into_iter().map(|r| r.sum()).collect()
+    }
+
+    /// Fraction of episodes that reached the meat.
+    pub fn success_rate(&self) -> f64 {
+        self.terminated.iter().filter(|&&t| t).count() as f64 / self.episodes().max(1) as f64
+    }
+}
+
+// ANCHOR: sample_batch
+/// Samples `episodes` independent episodes of `policy` into one padded batch; episode i uses
+/// the seed `derive_seed(seed, i)`.
+pub fn sample_batch(env: &mut Env, policy: ArrayView2<f64>, episodes: usize, seed: u64) -> Batch {
+    let eps: Vec<Episode> = (0..episodes)
+        .map(|i| sample_episode(env, policy, derive_seed(seed, i as u64)))
+        .collect();
+    Batch::from_episodes(&eps, policy)
+}
+// ANCHOR_END: sample_batch

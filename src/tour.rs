@@ -10,6 +10,8 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::experiments::ch01::{self, Ch01Config};
+use crate::experiments::ch02::{self, Ch02Config};
+use crate::experiments::ch03::{self, Ch03Config};
 use crate::io::write_atomic;
 use crate::plot::Svg;
 
@@ -112,6 +114,62 @@ fn chapter1(dir: &Path, config: &TourConfig) -> Result<Stage> {
     })
 }
 
+fn chapter2(dir: &Path, config: &TourConfig) -> Result<Stage> {
+    let start = Instant::now();
+    let ch = Ch02Config {
+        seed: config.seed,
+        ..Ch02Config::default()
+    };
+    let total = 4 * ch.seeds * ch.reinforce.updates;
+    let bar = progress_bar(total as u64, "2 · REINFORCE", config.progress);
+    let out = ch02::run(&ch, || bar.inc(1))?;
+    bar.finish_with_message("done");
+    let figures = save_figures(dir, "ch02", &out.figures)?;
+    let summary = out
+        .summaries
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: final exact J {:.1} ± {:.1}",
+                s.baseline, s.final_j_mean, s.final_j_std
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Stage {
+        title: "Chapter 2 — REINFORCE",
+        figures,
+        metrics: json!({ "learning_curves": out.summaries }),
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn chapter3(dir: &Path, config: &TourConfig) -> Result<Stage> {
+    let start = Instant::now();
+    let ch = Ch03Config {
+        seed: config.seed,
+        ..Ch03Config::default()
+    };
+    let bar = progress_bar(3 * ch.batches as u64, "3 · variance", config.progress);
+    let out = ch03::run(&ch, || bar.inc(1))?;
+    bar.finish_with_message("done");
+    let figures = save_figures(dir, "ch03", &out.figures)?;
+    let summary = out
+        .stats
+        .iter()
+        .map(|s| format!("{}: variance {:.0}", s.estimator, s.variance))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Stage {
+        title: "Chapter 3 — variance and baselines",
+        figures,
+        metrics: json!({ "estimators": out.stats, "std_scaling": out.scaling }),
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 fn index_html(stages: &[Stage]) -> String {
     let mut html = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>zero-to-r1 tour</title>\n\
@@ -144,7 +202,11 @@ pub fn run(config: &TourConfig) -> Result<PathBuf> {
     }
     let dir = config.out.join(&config.name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let stages = vec![chapter1(&dir, config)?];
+    let stages = vec![
+        chapter1(&dir, config)?,
+        chapter2(&dir, config)?,
+        chapter3(&dir, config)?,
+    ];
     for s in &stages {
         println!("{}: {}", s.title, s.summary);
     }

@@ -1,7 +1,7 @@
 //! Chapter 1 — the cat's house: a random cat, measured by Monte Carlo and computed exactly;
 //! the optimal cat by value iteration.
 
-use gridworld::ndarray::Array2;
+use gridworld::ndarray::{Array1, Array2};
 use gridworld::{Env, EnvConfig, House, Mdp, Rewards, Solution};
 use plotters::style::RGBColor;
 use serde::Serialize;
@@ -85,9 +85,20 @@ pub fn random_cat(
 }
 
 // ANCHOR: success_probability
-/// The exact probability that `policy` reaches the meat within the step limit: the expected
-/// return when the meat pays 1 and nothing else pays anything.
+/// The exact probability that `policy` reaches the meat within the step limit, from the
+/// start distribution: the expected return when the meat pays 1 and nothing else pays.
 pub fn success_probability(house: &House, config: &EnvConfig, policy: &Array2<f64>) -> Result<f64> {
+    let per_cell = success_probabilities(house, config, policy)?;
+    let mdp = Mdp::new(house, config);
+    Ok(per_cell.dot(mdp.start()))
+}
+
+/// The same probability from each cell (with the whole step limit ahead).
+pub fn success_probabilities(
+    house: &House,
+    config: &EnvConfig,
+    policy: &Array2<f64>,
+) -> Result<Array1<f64>> {
     let indicator = EnvConfig {
         rewards: Rewards {
             floor: 0.0,
@@ -98,7 +109,9 @@ pub fn success_probability(house: &House, config: &EnvConfig, policy: &Array2<f6
         },
         ..*config
     };
-    Ok(Mdp::new(house, &indicator).expected_return(policy.view(), 1.0)?)
+    let values =
+        Mdp::new(house, &indicator).evaluate_finite(policy.view(), 1.0, config.max_steps)?;
+    Ok(values.row(config.max_steps).to_owned())
 }
 // ANCHOR_END: success_probability
 

@@ -2,6 +2,8 @@
 //! command and the notebooks all call these, so every figure has exactly one source.
 
 pub mod ch01;
+pub mod ch02;
+pub mod ch03;
 
 use std::path::Path;
 
@@ -18,6 +20,25 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
         .map(|(name, svg)| (format!("ch01/{name}.svg"), svg.0.clone().into_bytes()))
         .collect();
     out.push(("ch01/random_cat.md".into(), ch1.table().into_bytes()));
+    let c2 = ch02::Ch02Config::default();
+    let ch2 = ch02::run(&c2, || {})?;
+    out.extend(
+        ch2.figures
+            .iter()
+            .map(|(n, svg)| (format!("ch02/{n}.svg"), svg.0.clone().into_bytes())),
+    );
+    out.push(("ch02/learning.md".into(), ch2.table(&c2).into_bytes()));
+    let ch3 = ch03::run(&ch03::Ch03Config::default(), || {})?;
+    out.extend(
+        ch3.figures
+            .iter()
+            .map(|(n, svg)| (format!("ch03/{n}.svg"), svg.0.clone().into_bytes())),
+    );
+    out.push(("ch03/variance.md".into(), ch3.table().into_bytes()));
+    out.push((
+        "ch03/std_scaling.md".into(),
+        ch3.scaling_table().into_bytes(),
+    ));
     Ok(out)
 }
 
