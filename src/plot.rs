@@ -632,6 +632,7 @@ pub fn log_bar_chart(
         let mut chart = ChartBuilder::on(root)
             .caption(caption, ("sans-serif", 17))
             .margin(12)
+            .margin_right(44)
             .x_label_area_size(40)
             .y_label_area_size(190)
             .build_cartesian_2d((x0..x1).log_scale(), 0.0..n as f64)?;

@@ -70,7 +70,7 @@ impl Estimator {
             Estimator::TotalReturn => "total return G₀",
             Estimator::RewardToGo => "reward-to-go Gₜ",
             Estimator::MeanBaseline => "Gₜ − batch mean",
-            Estimator::ExactValue => "Gₜ − exact V^π",
+            Estimator::ExactValue => "Gₜ − exact V",
             Estimator::LearnedValue => "Gₜ − learned V",
         }
     }
