@@ -155,7 +155,7 @@ pub fn lambda_sweep(config: &Ch04Config, mut progress: impl FnMut()) -> Result<V
         progress();
     }
     let mut out = Vec::new();
-    for (c, critic) in ["exact V^π", "learned V"].into_iter().enumerate() {
+    for (c, critic) in ["exact V", "learned V"].into_iter().enumerate() {
         for (l, &lambda) in LAMBDAS.iter().enumerate() {
             out.push(summarise(critic, lambda, &groups[c * LAMBDAS.len() + l]));
         }
@@ -178,7 +178,7 @@ pub fn lambda_table(stats: &[LambdaStats]) -> String {
 
 /// Variance (`bias = false`) or squared bias (`bias = true`) against λ, for both critics.
 pub fn lambda_figure(stats: &[LambdaStats], bias: bool) -> Result<Svg> {
-    let series: Vec<Curves> = ["exact V^π", "learned V"]
+    let series: Vec<Curves> = ["exact V", "learned V"]
         .into_iter()
         .map(|critic| Curves {
             label: format!("critic: {critic}"),

@@ -194,7 +194,7 @@ pub struct ClipRun {
 pub fn clip_variants() -> Vec<(String, Option<f64>)> {
     vec![
         ("clip ε = 0.2".to_string(), Some(0.2)),
-        ("clip ε = 10 (never binds)".to_string(), Some(10.0)),
+        ("clip ε = 10 (rarely binds)".to_string(), Some(10.0)),
         ("no clip".to_string(), None),
     ]
 }
