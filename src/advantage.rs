@@ -5,7 +5,9 @@ use gridworld::ndarray::{Array2, ArrayView2};
 // ANCHOR: discounted_return
 /// The return of an episode, G = r_1 + γ r_2 + γ² r_3 + … + γ^{T−1} r_T.
 pub fn discounted_return(rewards: &[f64], gamma: f64) -> f64 {
+    // ANCHOR: ex_2_1 (1 point) The discounted return G = r_1 + γ r_2 + γ² r_3 + … of one episode's rewards.
     rewards.iter().rev().fold(0.0, |g, &r| r + gamma * g)
+    // ANCHOR_END: ex_2_1
 }
 // ANCHOR_END: discounted_return
 
@@ -13,6 +15,7 @@ pub fn discounted_return(rewards: &[f64], gamma: f64) -> f64 {
 /// The reward-to-go of every step, G_t = r_{t+1} + γ r_{t+2} + … to the end of the episode,
 /// computed backwards with G_t = r_{t+1} + γ G_{t+1}. Padding (mask 0) gets 0.
 pub fn reward_to_go(rewards: ArrayView2<f64>, mask: ArrayView2<f64>, gamma: f64) -> Array2<f64> {
+    // ANCHOR: ex_2_2 (2 points) The reward-to-go G_t of every real step, backwards: G_t = r_{t+1} + γ G_{t+1}; padding gets 0.
     let mut out = Array2::zeros(rewards.dim());
     for (i, row) in rewards.rows().into_iter().enumerate() {
         let mut g = 0.0;
@@ -26,6 +29,7 @@ pub fn reward_to_go(rewards: ArrayView2<f64>, mask: ArrayView2<f64>, gamma: f64)
         }
     }
     out
+    // ANCHOR_END: ex_2_2
 }
 // ANCHOR_END: reward_to_go
 
@@ -55,6 +59,7 @@ pub fn total_return(rewards: ArrayView2<f64>, mask: ArrayView2<f64>, gamma: f64)
 /// never depends on episode i's own actions and the gradient stays unbiased). 0 if no
 /// other episode reached step t.
 pub fn mean_baseline(returns: ArrayView2<f64>, mask: ArrayView2<f64>) -> Array2<f64> {
+    // ANCHOR: ex_3_1 (2 points) The leave-one-out baseline: the mean G_t of the other episodes still running at step t.
     let (b, t) = returns.dim();
     let mut out = Array2::zeros((b, t));
     for k in 0..t {
@@ -68,6 +73,7 @@ pub fn mean_baseline(returns: ArrayView2<f64>, mask: ArrayView2<f64>) -> Array2<
         }
     }
     out
+    // ANCHOR_END: ex_3_1
 }
 // ANCHOR_END: mean_baseline
 
@@ -127,6 +133,7 @@ pub fn td_errors(
     terminated: &[bool],
     gamma: f64,
 ) -> Array2<f64> {
+    // ANCHOR: ex_4_1 (2 points) TD errors δ_t = r_{t+1} + γ V(s_{t+1}) − V(s_t); after the last step bootstrap only if truncated.
     let mut delta = Array2::zeros(rewards.dim());
     for i in 0..rewards.nrows() {
         let len = mask.row(i).iter().filter(|&&m| m > 0.0).count();
@@ -140,6 +147,7 @@ pub fn td_errors(
         }
     }
     delta
+    // ANCHOR_END: ex_4_1
 }
 // ANCHOR_END: td_errors
 
@@ -159,6 +167,7 @@ pub fn gae(
     lambda: f64,
 ) -> (Array2<f64>, Array2<f64>) {
     let delta = td_errors(rewards, values, last_values, mask, terminated, gamma);
+    // ANCHOR: ex_4_2 (3 points) GAE: Â_t = δ_t + γλ Â_{t+1} backwards over each episode; return (advantages, Â + V).
     let mut adv = Array2::zeros(rewards.dim());
     for i in 0..rewards.nrows() {
         let mut running = 0.0;
@@ -173,6 +182,7 @@ pub fn gae(
     }
     let targets = (&adv + &values) * mask;
     (adv, targets)
+    // ANCHOR_END: ex_4_2
 }
 // ANCHOR_END: gae
 

@@ -15,6 +15,7 @@ pub mod algo;
 pub mod error;
 pub mod exact;
 pub mod experiments;
+pub mod handout;
 pub mod io;
 pub mod notebook;
 pub mod objective;

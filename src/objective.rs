@@ -76,8 +76,10 @@ pub fn reinforce_loss(
     mask: &Tensor,
     how: Aggregation,
 ) -> Result<Tensor> {
+    // ANCHOR: ex_2_3 (2 points) The REINFORCE loss −aggregate(Â_t · log π(a_t|s_t)), with no gradient into the advantages.
     let per_step = (advantages.detach() * logp)?.neg()?;
     aggregate(&per_step, mask, how)
+    // ANCHOR_END: ex_2_3
 }
 // ANCHOR_END: reinforce_loss
 
@@ -93,11 +95,13 @@ pub fn clipped_surrogate(
     clip: f64,
     how: Aggregation,
 ) -> Result<Tensor> {
+    // ANCHOR: ex_5_1 (3 points) PPO's clipped surrogate −min(ρÂ, clip(ρ, 1−ε, 1+ε)Â) per step, ρ = exp(logp − old_logp), aggregated.
     let ratio = (logp - old_logp.detach())?.exp()?;
     let adv = advantages.detach();
     let unclipped = (&ratio * &adv)?;
     let clipped = (ratio.clamp(1.0 - clip, 1.0 + clip)? * &adv)?;
     aggregate(&unclipped.minimum(&clipped)?.neg()?, mask, how)
+    // ANCHOR_END: ex_5_1
 }
 // ANCHOR_END: clipped_surrogate
 
@@ -128,11 +132,13 @@ pub fn value_loss(
 /// The k3 estimate of KL(π_old ‖ π) from samples of π_old: the mean over real steps of
 /// (ρ − 1) − log ρ with log ρ = logp − old_logp. Always ≥ 0, and 0 only when π = π_old.
 pub fn approx_kl(logp: &Tensor, old_logp: &Tensor, mask: &Tensor) -> Result<f64> {
+    // ANCHOR: ex_5_2 (1 point) The k3 estimate of KL(π_old ‖ π): the mean over real steps of (ρ − 1) − log ρ.
     let log_ratio = (logp - old_logp)?;
     let k3 = ((log_ratio.exp()? - 1.0)? - &log_ratio)?;
     aggregate(&k3, mask, Aggregation::StepMean)?
         .to_dtype(candle_core::DType::F64)?
         .to_scalar()
+    // ANCHOR_END: ex_5_2
 }
 
 /// Fraction of real steps where the ratio ρ lies outside [1 − ε, 1 + ε].

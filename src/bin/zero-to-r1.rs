@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use zero_to_r1::gridworld::{Cell, Env, EnvConfig, House, Rewards};
-use zero_to_r1::{experiments, notebook, plot, tour, Error, Result};
+use zero_to_r1::{experiments, handout, notebook, plot, tour, Error, Result};
 
 /// zero-to-r1: reinforcement learning for language models, from a cat in a gridworld house
 /// to R1-Zero-style GRPO.
@@ -56,6 +56,60 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// Write a student handout: the library with the chapters' exercises left as todo!().
+    ///
+    /// Copies both crates, the tests, the book's chapters and the notebooks of the chosen
+    /// chapters into a new folder. Each exercise is a function body marked in the library;
+    /// in the handout it says `todo!("exercise C.N: the task")` and the grading tests
+    /// `tests/grade_chCC.rs` check it. Everything else still compiles and runs. With
+    /// --with-solutions, the same handout with every exercise solved (for the instructor).
+    /// `--list` prints the exercises with their points instead.
+    Handout(HandoutArgs),
+    /// Grade a handout: run its grading tests and print a score table per exercise.
+    ///
+    /// Runs `cargo test --test grade_chCC` for each chapter in the handout's folder and
+    /// awards each exercise its points in proportion to its tests that pass. The table is
+    /// markdown (paste it into a gradebook); --json writes a machine-readable report.
+    Grade(GradeArgs),
+}
+
+#[derive(Args)]
+struct HandoutArgs {
+    /// Chapters to hand out: e.g. 2-4, 2,5 or all.
+    #[arg(long, default_value = "all")]
+    chapters: String,
+    /// A new (or empty) folder for the handout.
+    #[arg(long, value_name = "DIR", required_unless_present = "list")]
+    out: Option<PathBuf>,
+    /// Leave the solutions in (the instructor's copy).
+    #[arg(long)]
+    with_solutions: bool,
+    /// Only list the exercises of those chapters, with their points and places.
+    #[arg(long)]
+    list: bool,
+    /// The zero-to-r1 workspace to copy from.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    root: PathBuf,
+}
+
+#[derive(Args)]
+struct GradeArgs {
+    /// The handout (a zero-to-r1 workspace) to grade.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    dir: PathBuf,
+    /// Chapters to grade: e.g. 2-4, 2,5 or all.
+    #[arg(long, default_value = "all")]
+    chapters: String,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Time limit per chapter, in seconds (building included).
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+    /// Fail unless the result is as expected: `pass` (every test passes), `fail` (every
+    /// test fails, as on a fresh handout) or `caught=C.N` (some test of exercise C.N fails).
+    #[arg(long, value_name = "WHAT")]
+    expect: Option<String>,
 }
 
 /// The learning algorithms of chapters 2–5.
@@ -362,6 +416,63 @@ fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn handout_cmd(args: &HandoutArgs) -> Result<()> {
+    let chapters = handout::parse_chapters(&args.chapters)?;
+    if args.list {
+        let all = handout::exercises(&args.root)?;
+        println!("| exercise | points | task | where |\n|---|---|---|---|");
+        for e in all.iter().filter(|e| chapters.contains(&e.chapter)) {
+            println!(
+                "| {} | {} | {} | {}:{} |",
+                e.id,
+                e.points,
+                e.task,
+                e.file.display(),
+                e.line
+            );
+        }
+        return Ok(());
+    }
+    let out = args
+        .out
+        .as_ref()
+        .ok_or_else(|| Error::invalid("--out", "is required"))?;
+    let h = handout::write_handout(&args.root, &chapters, out, args.with_solutions)?;
+    let points: u32 = h.exercises.iter().map(|e| e.points).sum();
+    println!(
+        "wrote {} with {} exercise(s) worth {points} points ({}); read {}",
+        out.display(),
+        h.exercises.len(),
+        if args.with_solutions {
+            "solved"
+        } else {
+            "left as todo!()"
+        },
+        out.join("HANDOUT.md").display()
+    );
+    Ok(())
+}
+
+fn grade_cmd(args: &GradeArgs) -> Result<()> {
+    let chapters = handout::parse_chapters(&args.chapters)?;
+    let report = handout::grade(
+        &args.dir,
+        &chapters,
+        std::time::Duration::from_secs(args.timeout),
+    )?;
+    print!("{}", report.table());
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::invalid("report", e.to_string()))?;
+        zero_to_r1::io::write_atomic(path, text.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    match &args.expect {
+        None => Ok(()),
+        Some(what) => handout::check_expectation(&report, what),
+    }
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command.unwrap_or(Command::Tour(TourArgs {
         name: "tour".into(),
@@ -397,6 +508,8 @@ fn run(cli: Cli) -> Result<()> {
             println!("wrote {n} files under {}", out.display());
             Ok(())
         }
+        Command::Handout(args) => handout_cmd(&args),
+        Command::Grade(args) => grade_cmd(&args),
         Command::Notebooks { book, out, check } => {
             if check {
                 let stale = notebook::stale(&book, &out)?;

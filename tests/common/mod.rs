@@ -1,0 +1,96 @@
+//! Helpers shared by the test files: random batches and the check that a cat solved the house.
+#![allow(dead_code)]
+
+use zero_to_r1::advantage::{gae, td_errors};
+use zero_to_r1::experiments::ch01::success_probabilities;
+use zero_to_r1::gridworld::ndarray::{Array2, ArrayView2};
+use zero_to_r1::gridworld::rand::rngs::StdRng;
+use zero_to_r1::gridworld::rand::{RngExt, SeedableRng};
+use zero_to_r1::gridworld::Env;
+
+/// Random rewards and a mask for a batch of 5 episodes of random lengths up to 9.
+pub fn random_batch(seed: u64) -> (Array2<f64>, Array2<f64>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (b, t) = (5, 9);
+    let lengths: Vec<usize> = (0..b).map(|_| rng.random_range(1..=t)).collect();
+    let rewards = Array2::from_shape_fn((b, t), |(i, k)| {
+        if k < lengths[i] {
+            rng.random_range(-5.0..5.0)
+        } else {
+            0.0
+        }
+    });
+    let mask = Array2::from_shape_fn((b, t), |(i, k)| if k < lengths[i] { 1.0 } else { 0.0 });
+    (rewards, mask)
+}
+
+/// Random rewards, values and endings for a padded batch of episodes.
+pub struct Data {
+    pub rewards: Array2<f64>,
+    pub values: Array2<f64>,
+    pub last: Vec<f64>,
+    pub mask: Array2<f64>,
+    pub terminated: Vec<bool>,
+}
+
+impl Data {
+    /// The library's TD errors of this data.
+    pub fn td_errors(&self, gamma: f64) -> Array2<f64> {
+        td_errors(
+            self.rewards.view(),
+            self.values.view(),
+            &self.last,
+            self.mask.view(),
+            &self.terminated,
+            gamma,
+        )
+    }
+
+    /// The library's GAE advantages and value targets of this data.
+    pub fn gae(&self, gamma: f64, lambda: f64) -> (Array2<f64>, Array2<f64>) {
+        gae(
+            self.rewards.view(),
+            self.values.view(),
+            &self.last,
+            self.mask.view(),
+            &self.terminated,
+            gamma,
+            lambda,
+        )
+    }
+}
+
+pub fn random_data(seed: u64) -> Data {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (b, t) = (6, 10);
+    let lengths: Vec<usize> = (0..b).map(|_| rng.random_range(1..=t)).collect();
+    let mask = Array2::from_shape_fn((b, t), |(i, k)| if k < lengths[i] { 1.0 } else { 0.0 });
+    let rewards = Array2::from_shape_fn((b, t), |_| rng.random_range(-3.0..3.0)) * &mask;
+    let values = Array2::from_shape_fn((b, t), |_| rng.random_range(-5.0..5.0)) * &mask;
+    let last = (0..b).map(|_| rng.random_range(-5.0..5.0)).collect();
+    // Half the episodes terminated, half truncated.
+    let terminated = (0..b).map(|i| i % 2 == 0).collect();
+    Data {
+        rewards,
+        values,
+        last,
+        mask,
+        terminated,
+    }
+}
+
+pub fn close(a: ArrayView2<f64>, b: ArrayView2<f64>, tol: f64) -> bool {
+    a.iter().zip(b.iter()).all(|(x, y)| (x - y).abs() < tol)
+}
+
+pub fn assert_solved(env: &Env, table: &Array2<f64>) {
+    let mdp = env.mdp();
+    let j = mdp.expected_return(table.view(), 1.0).unwrap();
+    let optimal = mdp.value_iteration(0.99, 1e-10).unwrap();
+    let j_star = mdp.expected_return(optimal.policy.view(), 1.0).unwrap();
+    assert!(j >= 0.95 * j_star, "J = {j}, J* = {j_star}");
+    let p = success_probabilities(env.house(), env.config(), table).unwrap();
+    for &s in env.house().starts() {
+        assert!(p[s] >= 0.95, "success probability from {s}: {}", p[s]);
+    }
+}
