@@ -1,5 +1,8 @@
 //! Chapters 4–5: TD errors, GAE, the clipped surrogate and PPO's diagnostics.
 
+mod common;
+
+use common::assert_solved;
 use zero_to_r1::advantage::{explained_variance, gae, normalize, reward_to_go, td_errors};
 use zero_to_r1::candle::{Device, Tensor, Var};
 use zero_to_r1::gridworld::ndarray::{Array2, ArrayView2};
@@ -260,20 +263,7 @@ fn diagnostics_by_hand() {
 }
 
 use zero_to_r1::algo::{actor_critic, ppo};
-use zero_to_r1::experiments::ch01::success_probabilities;
 use zero_to_r1::prelude::*;
-
-fn assert_solved(env: &Env, table: &Array2<f64>) {
-    let mdp = env.mdp();
-    let j = mdp.expected_return(table.view(), 1.0).unwrap();
-    let optimal = mdp.value_iteration(0.99, 1e-10).unwrap();
-    let j_star = mdp.expected_return(optimal.policy.view(), 1.0).unwrap();
-    assert!(j >= 0.95 * j_star, "J = {j}, J* = {j_star}");
-    let p = success_probabilities(env.house(), env.config(), table).unwrap();
-    for &s in env.house().starts() {
-        assert!(p[s] >= 0.95, "success probability from {s}: {}", p[s]);
-    }
-}
 
 #[test]
 fn one_step_actor_critic_solves_the_house() {
