@@ -64,21 +64,9 @@ pub fn sample_episode(env: &mut Env, policy: ArrayView2<f64>, seed: u64) -> Epis
     let s = env.reset(seed);
     walk(env, policy, s)
 }
-// ANCHOR_END: sample_episode
 
-/// Like [`sample_episode`], but from the given start cell (an error if it is not one of the
-/// house's start cells).
-pub fn sample_episode_from(
-    env: &mut Env,
-    policy: ArrayView2<f64>,
-    start: usize,
-    seed: u64,
-) -> crate::Result<Episode> {
-    let s = env.reset_from(start, seed)?;
-    Ok(walk(env, policy, s))
-}
-
-/// Runs the episode that has just been reset to cell `s`.
+/// Walks the episode that has just been reset to cell `s`: observe the state, draw an
+/// action, step, until the episode ends.
 fn walk(env: &mut Env, policy: ArrayView2<f64>, mut s: usize) -> Episode {
     let mut ep = Episode::default();
     loop {
@@ -100,6 +88,19 @@ fn walk(env: &mut Env, policy: ArrayView2<f64>, mut s: usize) -> Episode {
             return ep;
         }
     }
+}
+// ANCHOR_END: sample_episode
+
+/// Like [`sample_episode`], but from the given start cell (an error if it is not one of the
+/// house's start cells).
+pub fn sample_episode_from(
+    env: &mut Env,
+    policy: ArrayView2<f64>,
+    start: usize,
+    seed: u64,
+) -> crate::Result<Episode> {
+    let s = env.reset_from(start, seed)?;
+    Ok(walk(env, policy, s))
 }
 
 /// A seed for the `i`-th of many runs derived from one base seed (SplitMix64), so that runs

@@ -15,7 +15,9 @@ fn scratch() -> PathBuf {
 
 #[test]
 fn every_bad_map_is_a_clear_error() {
-    let dir = scratch();
+    // Its own folder: the tests run in parallel and share `scratch()`.
+    let dir = scratch().join("maps");
+    std::fs::create_dir_all(&dir).unwrap();
     let cases = [
         ("empty.map", "\n\n", "empty.map: the map is empty"),
         (

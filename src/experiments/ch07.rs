@@ -348,13 +348,21 @@ pub fn runs(config: &Ch07Config) -> usize {
 
 /// Runs chapter 7's experiments; `progress` is called once per training run.
 pub fn run(config: &Ch07Config, mut progress: impl FnMut()) -> Result<Ch07> {
-    let (length, mut figures) = length_bias(config, &mut progress)?;
+    let env = bath_env()?;
+    let house = plot::house_figure(
+        env.house(),
+        None,
+        "The bath house: a bathtub ends the episode",
+    )?;
+    let (length, more) = length_bias(config, &mut progress)?;
+    let mut figures = vec![("house", house)];
+    figures.extend(more);
     let (std, more) = std_bias(config, &mut progress)?;
     figures.extend(more);
     Ok(Ch07 {
         length,
         std,
-        starts: bath_env()?.house().starts().to_vec(),
+        starts: env.house().starts().to_vec(),
         per_iteration: config.questions_per_iteration * config.group_size,
         group_size: config.group_size,
         figures,
