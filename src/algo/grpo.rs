@@ -180,6 +180,17 @@ impl GrpoConfig {
     }
 }
 
+/// One group of an iteration: which question, how it was answered, how much it weighed.
+#[derive(Clone, Debug, Serialize)]
+pub struct GroupStat {
+    /// The question (start cell).
+    pub question: usize,
+    /// Mean outcome reward of the group's answers.
+    pub mean_reward: f64,
+    /// Mean |Â| over the group's answers: how hard the group pulls on the policy.
+    pub weight: f64,
+}
+
 /// What one iteration saw and did.
 #[derive(Clone, Debug, Serialize)]
 pub struct GrpoLog {
@@ -215,6 +226,8 @@ pub struct GrpoLog {
     pub kl_ref: f64,
     /// Fraction of groups whose rewards were all equal (they teach nothing).
     pub frac_reward_zero_std: f64,
+    /// Every group of the batch.
+    pub groups: Vec<GroupStat>,
 }
 
 /// A trained cat and the reference it was held to.
@@ -258,6 +271,19 @@ fn reference_logp(reference: &Array2<f64>, batch: &Batch) -> Array2<f64> {
             0.0
         }
     })
+}
+
+fn group_stats(questions: &[usize], rewards: &[f64], adv: &[f64], g: usize) -> Vec<GroupStat> {
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    questions
+        .iter()
+        .zip(rewards.chunks(g).zip(adv.chunks(g)))
+        .map(|(&question, (r, a))| GroupStat {
+            question,
+            mean_reward: mean(r),
+            weight: a.iter().map(|x| x.abs()).sum::<f64>() / g as f64,
+        })
+        .collect()
 }
 
 fn mean_of(lengths: &[usize], keep: impl Fn(usize) -> bool) -> Option<f64> {
@@ -311,6 +337,7 @@ pub fn train_from(
         // 2. One outcome reward per answer, scored against its group, on every step.
         let rewards = config.reward.of(&batch);
         let adv = group_advantages(&rewards, g, config.scale_by_std)?;
+        let groups = group_stats(&questions, &rewards, &adv, g);
         let adv = per_step(&adv, batch.mask.view())?;
         // 3. μ steps on the GRPO loss, all on this batch.
         let t = |a: &Array2<f64>| to_tensor(a, &device);
@@ -366,6 +393,7 @@ pub fn train_from(
             clip_frac: clip_frac(&logp, &old_logp, &mask, config.clip).map_err(candle_err)?,
             kl_ref: approx_kl(&ref_logp, &old_logp, &mask).map_err(candle_err)?,
             frac_reward_zero_std: frac_reward_zero_std(&rewards, g)?,
+            groups,
         };
         on_iteration(&entry);
         log.push(entry);

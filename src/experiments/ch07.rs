@@ -106,6 +106,9 @@ pub struct Variant {
     pub truncated: Vec<Vec<f64>>,
     /// Exact success probability from each start cell at the end, mean over seeds.
     pub final_per_start: Vec<f64>,
+    /// Each start cell's share of the total |Â| of all groups of all iterations and seeds:
+    /// which questions the gradient was made of.
+    pub weight_share: Vec<f64>,
 }
 
 impl Variant {
@@ -143,6 +146,7 @@ fn train_variant(
         failure_length: Vec::new(),
         truncated: Vec::new(),
         final_per_start: vec![0.0; starts.len()],
+        weight_share: vec![0.0; starts.len()],
     };
     for k in 0..config.seeds {
         let seed = derive_seed(config.seed, salt + k as u64);
@@ -162,12 +166,21 @@ fn train_variant(
             .push(log.iter().map(|l| len(l.exact_failure_length)).collect());
         v.truncated
             .push(log.iter().map(|l| l.exact_truncated).collect());
+        for group in log.iter().flat_map(|l| &l.groups) {
+            if let Some(i) = starts.iter().position(|&s| s == group.question) {
+                v.weight_share[i] += group.weight;
+            }
+        }
         let table = trained.table()?;
         let p = success_probabilities(env.house(), env.config(), &table)?;
         for (i, &s) in starts.iter().enumerate() {
             v.final_per_start[i] += p[s] / config.seeds as f64;
         }
         progress();
+    }
+    let total: f64 = v.weight_share.iter().sum();
+    if total > 0.0 {
+        v.weight_share.iter_mut().for_each(|w| *w /= total);
     }
     Ok(v)
 }
@@ -401,6 +414,26 @@ impl Ch07 {
             s.push_str(&format!("| {p} | {w:.3} | {wo:.3} | {:.2} |\n", w / wo));
         }
         Ok(s)
+    }
+
+    /// Which questions the gradient was made of: each start cell's share of all |Â|, with
+    /// and without ÷std, in markdown.
+    pub fn weight_share_table(&self) -> String {
+        let mut s = String::from("| variant |");
+        for start in &self.starts {
+            s.push_str(&format!(" share of all \\|Â\\| from cell {start} |"));
+        }
+        s.push_str("\n|---|");
+        s.push_str(&"---|".repeat(self.starts.len()));
+        s.push('\n');
+        for v in &self.std {
+            s.push_str(&format!("| {} |", v.label));
+            for w in &v.weight_share {
+                s.push_str(&format!(" {:.1} % |", 100.0 * w));
+            }
+            s.push('\n');
+        }
+        s
     }
 
     /// Learning with and without ÷std: episodes to a mean success of 50 % and 75 %, and the

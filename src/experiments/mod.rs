@@ -84,6 +84,10 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
         "ch07/std_learning.md".into(),
         ch7.std_learning_table().into_bytes(),
     ));
+    out.push((
+        "ch07/std_share.md".into(),
+        ch7.weight_share_table().into_bytes(),
+    ));
     Ok(out)
 }
 
