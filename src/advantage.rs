@@ -309,7 +309,7 @@ pub fn frac_reward_zero_std(rewards: &[f64], group_size: usize) -> Result<f64> {
 
 // ANCHOR: per_step
 /// Gives every real step of each response (row of `mask`) its response's value, e.g. its
-/// advantage: out[i, t] = values[i] · mask[i, t]. Errors if there is not one value per row.
+/// advantage: `out[i, t] = values[i] · mask[i, t]`. Errors if there is not one value per row.
 pub fn per_step(values: &[f64], mask: ArrayView2<f64>) -> Result<Array2<f64>> {
     if values.len() != mask.nrows() {
         return Err(Error::invalid(
