@@ -2,6 +2,8 @@
 
 use gridworld::ndarray::{Array2, ArrayView2};
 
+use crate::error::{Error, Result};
+
 // ANCHOR: discounted_return
 /// The return of an episode, G = r_1 + γ r_2 + γ² r_3 + … + γ^{T−1} r_T.
 pub fn discounted_return(rewards: &[f64], gamma: f64) -> f64 {
@@ -231,3 +233,108 @@ pub fn explained_variance(
     }
     1.0 - var(&(&t - &values)) / vt
 }
+
+/// The ε added to a group's standard deviation before dividing by it (as in common GRPO
+/// implementations), so that a group with a tiny spread does not divide by almost zero.
+pub const GROUP_STD_EPS: f64 = 1e-4;
+
+/// Checks that `rewards` can be cut into groups of `group_size` and are all finite.
+fn check_groups(rewards: &[f64], group_size: usize) -> Result<()> {
+    if group_size < 2 {
+        return Err(Error::invalid(
+            "group_size",
+            format!(
+                "{group_size}: a group needs at least 2 answers to compare them with each other"
+            ),
+        ));
+    }
+    if rewards.len() % group_size != 0 {
+        return Err(Error::invalid(
+            "rewards",
+            format!(
+                "{} rewards cannot be cut into groups of {group_size}",
+                rewards.len()
+            ),
+        ));
+    }
+    if let Some(i) = rewards.iter().position(|r| !r.is_finite()) {
+        return Err(Error::invalid(
+            "rewards",
+            format!("reward {i} is {}, not a finite number", rewards[i]),
+        ));
+    }
+    Ok(())
+}
+
+// ANCHOR: group_advantages
+/// GRPO's group-relative advantages. `rewards` holds one outcome reward per answer, laid out
+/// as consecutive groups of `group_size` answers to the same question. Each answer i of a
+/// group g gets
+///
+/// Â_i = (r_i − mean_g) / (std_g + ε)   with `scale_by_std` (GRPO), or
+/// Â_i =  r_i − mean_g                  without it (Dr. GRPO),
+///
+/// where std_g is the unbiased (n − 1) standard deviation of the group's rewards and
+/// ε = [`GROUP_STD_EPS`]. A group whose rewards are all equal carries no signal: its
+/// advantages are exactly 0. Errors if `group_size` < 2, if the rewards do not split into
+/// whole groups, or if a reward is not finite.
+pub fn group_advantages(
+    rewards: &[f64],
+    group_size: usize,
+    scale_by_std: bool,
+) -> Result<Vec<f64>> {
+    check_groups(rewards, group_size)?;
+    // ANCHOR: ex_6_1 (3 points) Group-relative advantages: (r − mean) / (std + ε) per group (unbiased std), r − mean without std; equal rewards give 0.
+    let mut out = Vec::with_capacity(rewards.len());
+    for group in rewards.chunks(group_size) {
+        if group.iter().all(|&r| r == group[0]) {
+            out.extend(std::iter::repeat_n(0.0, group_size));
+            continue;
+        }
+        let n = group_size as f64;
+        let mean = group.iter().sum::<f64>() / n;
+        let std = (group.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        let scale = if scale_by_std {
+            1.0 / (std + GROUP_STD_EPS)
+        } else {
+            1.0
+        };
+        out.extend(group.iter().map(|r| (r - mean) * scale));
+    }
+    Ok(out)
+    // ANCHOR_END: ex_6_1
+}
+// ANCHOR_END: group_advantages
+
+/// The fraction of groups whose rewards are all equal (zero spread): such groups give every
+/// answer an advantage of 0 and teach nothing. Same layout and errors as
+/// [`group_advantages`].
+pub fn frac_reward_zero_std(rewards: &[f64], group_size: usize) -> Result<f64> {
+    check_groups(rewards, group_size)?;
+    let groups = rewards.len() / group_size;
+    let flat = rewards
+        .chunks(group_size)
+        .filter(|g| g.iter().all(|&r| r == g[0]))
+        .count();
+    Ok(flat as f64 / groups.max(1) as f64)
+}
+
+// ANCHOR: per_step
+/// Gives every real step of each response (row of `mask`) its response's value, e.g. its
+/// advantage: `out[i, t] = values[i] · mask[i, t]`. Errors if there is not one value per row.
+pub fn per_step(values: &[f64], mask: ArrayView2<f64>) -> Result<Array2<f64>> {
+    if values.len() != mask.nrows() {
+        return Err(Error::invalid(
+            "values",
+            format!(
+                "{} values for a batch of {} responses",
+                values.len(),
+                mask.nrows()
+            ),
+        ));
+    }
+    Ok(Array2::from_shape_fn(mask.dim(), |(i, t)| {
+        values[i] * mask[[i, t]]
+    }))
+}
+// ANCHOR_END: per_step

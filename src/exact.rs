@@ -123,3 +123,73 @@ pub fn success_probabilities(
     Ok(values.row(config.max_steps).to_owned())
 }
 // ANCHOR_END: success_probability
+
+/// How episodes end under a policy, exactly: the probability of reaching the meat and the
+/// expected length of the episodes that succeed and of those that fail.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct OutcomeLengths {
+    /// P(reach the meat within the step limit).
+    pub success: f64,
+    /// E[length | success]; `None` if no episode can succeed.
+    pub success_length: Option<f64>,
+    /// E[length | failure] (a bathtub that ends episodes, or the step limit); `None` if every
+    /// episode succeeds.
+    pub failure_length: Option<f64>,
+    /// P(still walking at the step limit): the failures that were cut off rather than ended
+    /// in a bathtub.
+    pub truncated: f64,
+}
+
+// ANCHOR: outcome_lengths
+/// The exact [`OutcomeLengths`] of `policy` from the start distribution, by pushing the
+/// probability of where the cat is forward one step at a time: mass that lands on meat has
+/// succeeded at that step, mass that lands on another absorbing cell (a bathtub that ends
+/// episodes) has failed there, and mass still walking after `max_steps` steps has failed at
+/// the step limit.
+pub fn outcome_lengths(
+    house: &House,
+    config: &EnvConfig,
+    policy: &Array2<f64>,
+) -> Result<OutcomeLengths> {
+    let mdp = Mdp::new(house, config);
+    let n = mdp.n_states();
+    if policy.dim() != (n, 4) {
+        return Err(Error::invalid(
+            "policy",
+            format!("shape {:?}, expected ({n}, 4)", policy.dim()),
+        ));
+    }
+    let meat = |s: usize| house.cells()[s] == gridworld::Cell::Meat;
+    let (mut p_ok, mut len_ok, mut p_fail, mut len_fail) = (0.0, 0.0, 0.0, 0.0);
+    let mut d: Array1<f64> = mdp.start().clone();
+    for t in 1..=config.max_steps {
+        let mut next = Array1::zeros(n);
+        for s in (0..n).filter(|&s| d[s] != 0.0 && !mdp.is_absorbing(s)) {
+            for a in Action::ALL {
+                for &(to, p) in mdp.successors(s, a) {
+                    let m = d[s] * policy[[s, a.index()]] * p;
+                    if !mdp.is_absorbing(to) {
+                        next[to] += m;
+                    } else if meat(to) {
+                        p_ok += m;
+                        len_ok += m * t as f64;
+                    } else {
+                        p_fail += m;
+                        len_fail += m * t as f64;
+                    }
+                }
+            }
+        }
+        d = next;
+    }
+    let rest = d.sum();
+    p_fail += rest;
+    len_fail += rest * config.max_steps as f64;
+    Ok(OutcomeLengths {
+        success: p_ok,
+        success_length: (p_ok > 0.0).then(|| len_ok / p_ok),
+        failure_length: (p_fail > 0.0).then(|| len_fail / p_fail),
+        truncated: rest,
+    })
+}
+// ANCHOR_END: outcome_lengths

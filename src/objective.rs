@@ -9,46 +9,72 @@ use candle_core::{Result, Tensor};
 use crate::error::Error;
 
 // ANCHOR: aggregation
-/// How a (B, T) grid of per-step losses becomes one number.
+/// How a (B, T) grid of per-step losses ℓ_{i,t} becomes one number. Row i is an episode (a
+/// response), m_{i,t} its mask and |o_i| = Σ_t m_{i,t} its length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Aggregation {
     /// `episode-sum`: sum over each episode's steps, then mean over episodes,
     /// L = (1/B) Σ_i Σ_t ℓ_{i,t}. The sample mean of the policy-gradient theorem: unbiased,
     /// and long episodes weigh more.
     EpisodeSum,
-    /// `step-mean`: mean over all real steps of the batch, L = Σ_{i,t} ℓ_{i,t} / Σ_{i,t} m_{i,t}.
-    /// Every step weighs the same; the gradient is the unbiased one divided by the number of
-    /// steps in the batch, a scale that changes from batch to batch.
+    /// `step-mean` (also called `token-mean`, as in DAPO and BNPO): mean over all real steps
+    /// of the batch, L = Σ_{i,t} ℓ_{i,t} / Σ_{i,t} m_{i,t}. Every step weighs the same; the
+    /// gradient is the unbiased one divided by the number of steps in the batch, a scale
+    /// that changes from batch to batch.
     StepMean,
+    /// `response-mean`: mean over each response's own steps, then mean over responses,
+    /// L = (1/B) Σ_i (1/|o_i|) Σ_t ℓ_{i,t}. GRPO as published: every response weighs the
+    /// same whatever its length, so a step of a long response weighs less than a step of a
+    /// short one.
+    ResponseMean,
+    /// `constant:L` (Dr. GRPO): sum over all real steps divided by the number of responses
+    /// times a constant length budget L (e.g. the step limit or the generation budget),
+    /// L = Σ_{i,t} ℓ_{i,t} / (B · L). The unbiased `episode-sum` scaled by the fixed 1/L:
+    /// every step of every response weighs the same, in every batch.
+    Constant { budget: usize },
 }
 // ANCHOR_END: aggregation
 
 impl Aggregation {
-    /// The name used on the command line and in configs.
+    /// The name used on the command line and in configs (`constant` takes its budget as
+    /// `constant:L`).
     pub fn name(self) -> &'static str {
         match self {
             Aggregation::EpisodeSum => "episode-sum",
             Aggregation::StepMean => "step-mean",
+            Aggregation::ResponseMean => "response-mean",
+            Aggregation::Constant { .. } => "constant",
         }
     }
 }
 
 impl fmt::Display for Aggregation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match self {
+            Aggregation::Constant { budget } => write!(f, "constant:{budget}"),
+            other => f.write_str(other.name()),
+        }
     }
 }
 
 impl FromStr for Aggregation {
     type Err = Error;
     fn from_str(s: &str) -> std::result::Result<Self, Error> {
+        let bad = |why: String| Err(Error::invalid("aggregation", why));
         match s {
             "episode-sum" => Ok(Aggregation::EpisodeSum),
-            "step-mean" => Ok(Aggregation::StepMean),
-            _ => Err(Error::invalid(
-                "aggregation",
-                format!("{s:?}; choose episode-sum or step-mean"),
-            )),
+            "step-mean" | "token-mean" => Ok(Aggregation::StepMean),
+            "response-mean" => Ok(Aggregation::ResponseMean),
+            _ => match s.strip_prefix("constant:").map(str::parse::<usize>) {
+                Some(Ok(budget)) if budget > 0 => Ok(Aggregation::Constant { budget }),
+                Some(_) => bad(format!(
+                    "{s:?}; the budget of constant:L must be a whole number ≥ 1"
+                )),
+                None => bad(format!(
+                    "{s:?}; choose episode-sum, step-mean (token-mean), response-mean or \
+                     constant:L with a length budget L"
+                )),
+            },
         }
     }
 }
@@ -57,12 +83,34 @@ impl FromStr for Aggregation {
 /// Aggregates per-step values `x` (B, T) over the real steps given by `mask` (B, T).
 pub fn aggregate(x: &Tensor, mask: &Tensor, how: Aggregation) -> Result<Tensor> {
     let masked = (x * mask)?;
+    let responses = x.dim(0)?.max(1) as f64;
     match how {
-        Aggregation::EpisodeSum => masked.sum_all()? / x.dim(0)? as f64,
+        Aggregation::EpisodeSum => masked.sum_all()? / responses,
         Aggregation::StepMean => masked
             .sum_all()?
             .broadcast_div(&mask.sum_all()?.maximum(1.0)?),
+        Aggregation::ResponseMean => response_mean(&masked, mask),
+        Aggregation::Constant { budget } => constant_normaliser(&masked, budget),
     }
+}
+
+/// GRPO's aggregation of masked per-step values (B, T): each response's mean over its own
+/// real steps, then the mean over responses.
+fn response_mean(masked: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    // ANCHOR: ex_7_1 (2 points) GRPO's aggregation: (1/B) Σ_i (1/|o_i|) Σ_t ℓ_{i,t}, with |o_i| the real steps of row i (at least 1).
+    let responses = masked.dim(0)?.max(1) as f64;
+    let lengths = mask.sum(1)?.maximum(1.0)?;
+    masked.sum(1)?.div(&lengths)?.sum_all()? / responses
+    // ANCHOR_END: ex_7_1
+}
+
+/// Dr. GRPO's aggregation of masked per-step values (B, T): the sum over all real steps
+/// divided by B times a constant length budget.
+fn constant_normaliser(masked: &Tensor, budget: usize) -> Result<Tensor> {
+    // ANCHOR: ex_7_2 (1 point) Dr. GRPO's aggregation: Σ_{i,t} ℓ_{i,t} / (B · L) for the constant length budget L.
+    let responses = masked.dim(0)?.max(1) as f64;
+    masked.sum_all()? / (responses * budget as f64)
+    // ANCHOR_END: ex_7_2
 }
 // ANCHOR_END: aggregate
 
@@ -95,15 +143,76 @@ pub fn clipped_surrogate(
     clip: f64,
     how: Aggregation,
 ) -> Result<Tensor> {
-    // ANCHOR: ex_5_1 (3 points) PPO's clipped surrogate −min(ρÂ, clip(ρ, 1−ε, 1+ε)Â) per step, ρ = exp(logp − old_logp), aggregated.
+    let per_step = clipped_surrogate_per_step(logp, old_logp, advantages, clip)?;
+    aggregate(&per_step, mask, how)
+}
+
+/// The clipped surrogate of every step, −min(ρ Â, clip(ρ, 1 ± ε) Â), before aggregation.
+pub fn clipped_surrogate_per_step(
+    logp: &Tensor,
+    old_logp: &Tensor,
+    advantages: &Tensor,
+    clip: f64,
+) -> Result<Tensor> {
+    // ANCHOR: ex_5_1 (3 points) PPO's clipped surrogate per step, −min(ρÂ, clip(ρ, 1−ε, 1+ε)Â) with ρ = exp(logp − old_logp).
     let ratio = (logp - old_logp.detach())?.exp()?;
     let adv = advantages.detach();
     let unclipped = (&ratio * &adv)?;
     let clipped = (ratio.clamp(1.0 - clip, 1.0 + clip)? * &adv)?;
-    aggregate(&unclipped.minimum(&clipped)?.neg()?, mask, how)
+    unclipped.minimum(&clipped)?.neg()
     // ANCHOR_END: ex_5_1
 }
 // ANCHOR_END: clipped_surrogate
+
+// ANCHOR: k3
+/// The k3 estimator of a KL divergence, elementwise: k3 = (e^x − 1) − x for the log-ratio
+/// x = log q(a) − log p(a) of samples a ~ p. Its mean estimates KL(p ‖ q) without bias
+/// (E_p[e^x] = 1), and every sample is ≥ 0, with 0 exactly where q(a) = p(a).
+pub fn k3(log_ratio: &Tensor) -> Result<Tensor> {
+    // ANCHOR: ex_5_2 (1 point) The k3 estimator (e^x − 1) − x of a KL divergence, elementwise, for log-ratios x.
+    (log_ratio.exp()? - 1.0)? - log_ratio
+    // ANCHOR_END: ex_5_2
+}
+
+/// The per-step k3 estimate of KL(π_θ ‖ π_ref) on steps sampled from π_θ:
+/// π_ref/π_θ − log(π_ref/π_θ) − 1, with x = ref_logp − logp. Differentiable in `logp`.
+pub fn kl_to_ref(logp: &Tensor, ref_logp: &Tensor) -> Result<Tensor> {
+    // ANCHOR: ex_6_2 (2 points) The per-step k3 estimate of KL(π_θ ‖ π_ref), π_ref/π − log(π_ref/π) − 1, differentiable in logp only.
+    k3(&(ref_logp.detach() - logp)?)
+    // ANCHOR_END: ex_6_2
+}
+// ANCHOR_END: k3
+
+// ANCHOR: grpo_loss
+/// The GRPO loss: per step, the clipped surrogate plus β times the k3 estimate of the KL to
+/// the frozen reference policy,
+///
+/// ℓ_{i,t} = −min(ρ_{i,t} Â_i, clip(ρ_{i,t}, 1 − ε, 1 + ε) Â_i) + β · k3_{i,t},
+///
+/// with ρ = exp(logp − old_logp), every step of response i carrying that response's
+/// advantage Â_i (see [`crate::advantage::per_step`]), and k3 from [`kl_to_ref`]; then
+/// aggregated over the real steps as `how` says (GRPO: `response-mean`; Dr. GRPO:
+/// `constant:L`).
+#[allow(clippy::too_many_arguments)]
+pub fn grpo_loss(
+    logp: &Tensor,
+    old_logp: &Tensor,
+    ref_logp: &Tensor,
+    advantages: &Tensor,
+    mask: &Tensor,
+    clip: f64,
+    beta: f64,
+    how: Aggregation,
+) -> Result<Tensor> {
+    let surrogate = clipped_surrogate_per_step(logp, old_logp, advantages, clip)?;
+    let per_step = if beta == 0.0 {
+        surrogate
+    } else {
+        (surrogate + (kl_to_ref(logp, ref_logp)? * beta)?)?
+    };
+    aggregate(&per_step, mask, how)
+}
+// ANCHOR_END: grpo_loss
 
 // ANCHOR: value_loss
 /// The critic's loss ½ (V(s_t) − R_t)² over the real steps, or, with `clip = Some(ε)`, PPO's
@@ -132,13 +241,9 @@ pub fn value_loss(
 /// The k3 estimate of KL(π_old ‖ π) from samples of π_old: the mean over real steps of
 /// (ρ − 1) − log ρ with log ρ = logp − old_logp. Always ≥ 0, and 0 only when π = π_old.
 pub fn approx_kl(logp: &Tensor, old_logp: &Tensor, mask: &Tensor) -> Result<f64> {
-    // ANCHOR: ex_5_2 (1 point) The k3 estimate of KL(π_old ‖ π): the mean over real steps of (ρ − 1) − log ρ.
-    let log_ratio = (logp - old_logp)?;
-    let k3 = ((log_ratio.exp()? - 1.0)? - &log_ratio)?;
-    aggregate(&k3, mask, Aggregation::StepMean)?
+    aggregate(&k3(&(logp - old_logp)?)?, mask, Aggregation::StepMean)?
         .to_dtype(candle_core::DType::F64)?
         .to_scalar()
-    // ANCHOR_END: ex_5_2
 }
 
 /// Fraction of real steps where the ratio ρ lies outside [1 − ε, 1 + ε].

@@ -3,7 +3,7 @@
 
 use gridworld::ndarray::{Array2, ArrayView2};
 use gridworld::rand::{Rng, RngExt};
-use gridworld::{Action, Env};
+use gridworld::{Action, Cell, Env};
 
 use crate::advantage::discounted_return;
 
@@ -18,8 +18,10 @@ pub struct Episode {
     pub rewards: Vec<f64>,
     /// The cell after the last action.
     pub last_state: usize,
-    /// The episode ended at the meat.
+    /// The episode ended for good: at the meat, or in a bathtub when bathtubs end episodes.
     pub terminated: bool,
+    /// The episode ended at the meat.
+    pub success: bool,
     /// The step limit cut the episode off.
     pub truncated: bool,
 }
@@ -59,7 +61,13 @@ pub fn sample_action<R: Rng + ?Sized>(probs: &[f64], rng: &mut R) -> Action {
 /// drawing the start, the actions and any slips from the environment's generator seeded
 /// with `seed`. Same seed, same episode.
 pub fn sample_episode(env: &mut Env, policy: ArrayView2<f64>, seed: u64) -> Episode {
-    let mut s = env.reset(seed);
+    let s = env.reset(seed);
+    walk(env, policy, s)
+}
+
+/// Walks the episode that has just been reset to cell `s`: observe the state, draw an
+/// action, step, until the episode ends.
+fn walk(env: &mut Env, policy: ArrayView2<f64>, mut s: usize) -> Episode {
     let mut ep = Episode::default();
     loop {
         let row = policy.row(s);
@@ -75,12 +83,25 @@ pub fn sample_episode(env: &mut Env, policy: ArrayView2<f64>, seed: u64) -> Epis
         if step.terminated || step.truncated {
             ep.last_state = s;
             ep.terminated = step.terminated;
+            ep.success = env.house().cells()[s] == Cell::Meat;
             ep.truncated = step.truncated;
             return ep;
         }
     }
 }
 // ANCHOR_END: sample_episode
+
+/// Like [`sample_episode`], but from the given start cell (an error if it is not one of the
+/// house's start cells).
+pub fn sample_episode_from(
+    env: &mut Env,
+    policy: ArrayView2<f64>,
+    start: usize,
+    seed: u64,
+) -> crate::Result<Episode> {
+    let s = env.reset_from(start, seed)?;
+    Ok(walk(env, policy, s))
+}
 
 /// A seed for the `i`-th of many runs derived from one base seed (SplitMix64), so that runs
 /// are independent of each other yet all fixed by the base seed.
@@ -147,7 +168,7 @@ pub fn monte_carlo(
         let ep = sample_episode(env, policy, derive_seed(seed, i as u64));
         mc.returns.push(discounted_return(&ep.rewards, gamma));
         mc.lengths.push(ep.len());
-        mc.successes += usize::from(ep.terminated);
+        mc.successes += usize::from(ep.success);
         on_episode(i + 1);
     }
     mc
@@ -171,8 +192,10 @@ pub struct Batch {
     pub mask: Array2<f64>,
     /// s_T: the cell after each episode's last action (for bootstrapping).
     pub last_states: Vec<u32>,
-    /// Which episodes reached the meat.
+    /// Which episodes ended for good (meat, or a bathtub when bathtubs end episodes).
     pub terminated: Vec<bool>,
+    /// Which episodes reached the meat.
+    pub success: Vec<bool>,
     /// Which episodes were cut off by the step limit.
     pub truncated: Vec<bool>,
     /// Each episode's number of steps.
@@ -192,6 +215,7 @@ impl Batch {
             mask: Array2::zeros((b, t)),
             last_states: Vec::with_capacity(b),
             terminated: Vec::with_capacity(b),
+            success: Vec::with_capacity(b),
             truncated: Vec::with_capacity(b),
             lengths: Vec::with_capacity(b),
         };
@@ -211,6 +235,7 @@ impl Batch {
             }
             batch.last_states.push(ep.last_state as u32);
             batch.terminated.push(ep.terminated);
+            batch.success.push(ep.success);
             batch.truncated.push(ep.truncated);
             batch.lengths.push(ep.len());
         }
@@ -234,7 +259,7 @@ impl Batch {
 
     /// Fraction of episodes that reached the meat.
     pub fn success_rate(&self) -> f64 {
-        self.terminated.iter().filter(|&&t| t).count() as f64 / self.episodes().max(1) as f64
+        self.success.iter().filter(|&&t| t).count() as f64 / self.episodes().max(1) as f64
     }
 }
 
@@ -248,3 +273,30 @@ pub fn sample_batch(env: &mut Env, policy: ArrayView2<f64>, episodes: usize, see
     Batch::from_episodes(&eps, policy)
 }
 // ANCHOR_END: sample_batch
+
+// ANCHOR: sample_groups
+/// GRPO's rollout: for each question (a start cell) in `questions`, a group of `group_size`
+/// episodes from that start, laid out as consecutive rows of one padded batch: rows
+/// `q·G … q·G + G − 1` answer question `q`. Episode k uses the seed `derive_seed(seed, k)`.
+pub fn sample_groups(
+    env: &mut Env,
+    policy: ArrayView2<f64>,
+    questions: &[usize],
+    group_size: usize,
+    seed: u64,
+) -> crate::Result<Batch> {
+    let mut eps = Vec::with_capacity(questions.len() * group_size);
+    for &start in questions {
+        for _ in 0..group_size {
+            let k = eps.len() as u64;
+            eps.push(sample_episode_from(
+                env,
+                policy,
+                start,
+                derive_seed(seed, k),
+            )?);
+        }
+    }
+    Ok(Batch::from_episodes(&eps, policy))
+}
+// ANCHOR_END: sample_groups

@@ -14,6 +14,8 @@ use crate::experiments::ch02::{self, Ch02Config};
 use crate::experiments::ch03::{self, Ch03Config};
 use crate::experiments::ch04::{self, Ch04Config};
 use crate::experiments::ch05::{self, Ch05Config};
+use crate::experiments::ch06::{self, Ch06Config};
+use crate::experiments::ch07::{self, Ch07Config};
 use crate::io::write_atomic;
 use crate::plot::Svg;
 
@@ -233,6 +235,72 @@ fn chapter5(dir: &Path, config: &TourConfig) -> Result<Stage> {
     })
 }
 
+fn chapter6(dir: &Path, config: &TourConfig) -> Result<Stage> {
+    let start = Instant::now();
+    let ch = Ch06Config {
+        seed: config.seed,
+        ..Ch06Config::default()
+    };
+    let bar = progress_bar(ch06::runs(&ch) as u64, "6 · GRPO", config.progress);
+    let out = ch06::run(&ch, || bar.inc(1))?;
+    bar.finish_with_message("done");
+    let figures = save_figures(dir, "ch06", &out.figures)?;
+    let summary = out
+        .comparison
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: episodes to 95 % success {} ({:.2} s per run)",
+                e.reach.algorithm,
+                e.reach.cell(),
+                e.seconds
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Stage {
+        title: "Chapter 6 — GRPO",
+        figures,
+        metrics: json!({ "comparison": out.comparison, "beta_sweep": out.betas }),
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn chapter7(dir: &Path, config: &TourConfig) -> Result<Stage> {
+    let start = Instant::now();
+    let ch = Ch07Config {
+        seed: config.seed,
+        ..Ch07Config::default()
+    };
+    let bar = progress_bar(ch07::runs(&ch) as u64, "7 · Dr. GRPO", config.progress);
+    let out = ch07::run(&ch, || bar.inc(1))?;
+    bar.finish_with_message("done");
+    let figures = save_figures(dir, "ch07", &out.figures)?;
+    let last = |v: &[Vec<f64>]| v.iter().filter_map(|r| r.last()).sum::<f64>() / v.len() as f64;
+    let summary = out
+        .length
+        .iter()
+        .map(|v| {
+            format!(
+                "{}: failed episodes last {:.1} steps, successful ones {:.1}, P(success) {:.3}",
+                v.label,
+                last(&v.failure_length),
+                last(&v.success_length),
+                last(&v.success)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Stage {
+        title: "Chapter 7 — Dr. GRPO",
+        figures,
+        metrics: json!({ "length_bias": out.length, "std_bias": out.std }),
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 fn index_html(stages: &[Stage]) -> String {
     let mut html = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>zero-to-r1 tour</title>\n\
@@ -271,6 +339,8 @@ pub fn run(config: &TourConfig) -> Result<PathBuf> {
         chapter3(&dir, config)?,
         chapter4(&dir, config)?,
         chapter5(&dir, config)?,
+        chapter6(&dir, config)?,
+        chapter7(&dir, config)?,
     ];
     for s in &stages {
         println!("{}: {}", s.title, s.summary);

@@ -15,7 +15,9 @@ fn scratch() -> PathBuf {
 
 #[test]
 fn every_bad_map_is_a_clear_error() {
-    let dir = scratch();
+    // Its own folder: the tests run in parallel and share `scratch()`.
+    let dir = scratch().join("maps");
+    std::fs::create_dir_all(&dir).unwrap();
     let cases = [
         ("empty.map", "\n\n", "empty.map: the map is empty"),
         (
@@ -120,6 +122,8 @@ fn the_tour_writes_figures_metrics_and_an_index() {
         "ch01/house.svg",
         "ch01/optimal_values.svg",
         "ch01/random_returns.svg",
+        "ch06/comparison.svg",
+        "ch07/length_failed.svg",
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
@@ -148,7 +152,7 @@ fn the_tour_writes_figures_metrics_and_an_index() {
 fn train_reports_the_learned_cat_and_writes_metrics() {
     let dir = scratch();
     let metrics = dir.join("m.jsonl");
-    for algo in ["reinforce", "actor-critic", "ppo"] {
+    for algo in ["reinforce", "actor-critic", "ppo", "grpo", "dr-grpo"] {
         let out = bin()
             .args([
                 "train",
@@ -186,5 +190,20 @@ fn train_reports_the_learned_cat_and_writes_metrics() {
             .unwrap();
         assert_eq!(out.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&out.stderr).contains(field));
+    }
+    for (flag, value, field) in [
+        ("--group-size", "1", "group-size"),
+        ("--group-size", "5", "group-size"),
+        ("--aggregation", "mean", "aggregation"),
+        ("--reward", "accuracy", "reward"),
+        ("--clip", "0", "clip"),
+    ] {
+        let out = bin()
+            .args(["train", "--algo", "grpo", "--iterations", "2", flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{flag} {value}: {err}");
     }
 }

@@ -106,6 +106,10 @@ pub struct EnvConfig {
     pub slip: f64,
     /// Episodes are cut off (`truncated`) after this many steps.
     pub max_steps: usize,
+    /// Stepping into a bathtub ends the episode (off by default): the soaked cat gives up.
+    /// Such an episode is `terminated` (nothing comes after it) but is not a success; only
+    /// the meat is. Chapter 7 uses it to give failures different lengths.
+    pub bathtub_ends: bool,
 }
 
 impl Default for EnvConfig {
@@ -114,6 +118,7 @@ impl Default for EnvConfig {
             rewards: Rewards::default(),
             slip: 0.0,
             max_steps: 100,
+            bathtub_ends: false,
         }
     }
 }
@@ -168,7 +173,8 @@ pub struct Step {
     /// The cell the cat is in now.
     pub state: usize,
     pub reward: f64,
-    /// The cat reached the meat: the episode is over and nothing comes after.
+    /// The episode is over and nothing comes after: the cat reached the meat (or, with
+    /// [`EnvConfig::bathtub_ends`], fell into a bathtub).
     pub terminated: bool,
     /// The step limit cut the episode off: the future was not zero, we just stopped looking.
     pub truncated: bool,
@@ -241,7 +247,28 @@ impl Env {
     /// Starts an episode, drawing the start cell from `rng`.
     pub fn reset_with<R: Rng + ?Sized>(&mut self, rng: &mut R) -> usize {
         let starts = self.house.starts();
-        self.state = starts[rng.random_range(0..starts.len())];
+        self.begin(starts[rng.random_range(0..starts.len())])
+    }
+
+    /// Starts an episode from the given start cell (one of [`House::starts`]), reseeding the
+    /// environment's generator with `seed`. Episodes that must share a start (GRPO's group
+    /// of answers to one question) begin here.
+    pub fn reset_from(&mut self, start: usize, seed: u64) -> Result<usize, ConfigError> {
+        if !self.house.starts().contains(&start) {
+            return Err(ConfigError {
+                field: "start",
+                message: format!(
+                    "cell {start} is not a start cell of this house (its start cells are {:?})",
+                    self.house.starts()
+                ),
+            });
+        }
+        self.rng = StdRng::seed_from_u64(seed);
+        Ok(self.begin(start))
+    }
+
+    fn begin(&mut self, start: usize) -> usize {
+        self.state = start;
         self.t = 0;
         self.done = false;
         self.state
@@ -264,12 +291,13 @@ impl Env {
 
     // ANCHOR: step
     /// Makes the move `taken`: the cat lands, collects the reward of the cell it is in, and
-    /// the episode ends at the meat (terminated) or at the step limit (truncated).
+    /// the episode ends at the meat (terminated) or at the step limit (truncated); with
+    /// `bathtub_ends`, a bathtub ends it too (terminated).
     fn advance(&mut self, taken: Action) -> Step {
         self.state = move_from(&self.house, self.state, taken);
         self.t += 1;
         let cell = self.house.cells()[self.state];
-        let terminated = cell == Cell::Meat;
+        let terminated = cell == Cell::Meat || (cell == Cell::Bathtub && self.config.bathtub_ends);
         let truncated = !terminated && self.t >= self.config.max_steps;
         self.done = terminated || truncated;
         Step {

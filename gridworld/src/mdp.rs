@@ -3,7 +3,8 @@
 //! book is measured against.
 //!
 //! States are cell indices (row-major over the whole map). Walls are never entered and meat
-//! cells are terminal; both are treated as absorbing with zero reward and value.
+//! cells are terminal; both are treated as absorbing with zero reward and value (and so are
+//! bathtubs when `EnvConfig::bathtub_ends` is set).
 
 use std::fmt;
 
@@ -118,7 +119,9 @@ impl Mdp {
         let absorbing: Vec<bool> = house
             .cells()
             .iter()
-            .map(|&c| matches!(c, Cell::Wall | Cell::Meat))
+            .map(|&c| {
+                matches!(c, Cell::Wall | Cell::Meat) || (c == Cell::Bathtub && config.bathtub_ends)
+            })
             .collect();
         for s in 0..n {
             for a in Action::ALL {
@@ -186,7 +189,7 @@ impl Mdp {
         self.max_steps
     }
 
-    /// Whether a state is absorbing (meat or wall).
+    /// Whether a state is absorbing (meat or wall, or a bathtub when bathtubs end episodes).
     pub fn is_absorbing(&self, s: usize) -> bool {
         self.absorbing[s]
     }

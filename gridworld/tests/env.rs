@@ -192,3 +192,34 @@ fn bad_config_values_name_the_field() {
         assert!(e.to_string().contains(field), "{e}");
     }
 }
+
+#[test]
+fn a_bathtub_ends_the_episode_only_when_asked() {
+    let config = EnvConfig {
+        bathtub_ends: true,
+        ..EnvConfig::default()
+    };
+    let mut e = env("CTM", config);
+    e.reset(0);
+    let t = e.step(Action::Right);
+    assert_eq!(
+        (t.state, t.reward, t.terminated, t.truncated),
+        (1, -10.0, true, false)
+    );
+    // The exact MDP agrees: the bathtub is absorbing, the floor is not.
+    let mdp = e.mdp();
+    assert!(mdp.is_absorbing(1) && mdp.is_absorbing(2) && !mdp.is_absorbing(0));
+    let plain = env("CTM", EnvConfig::default()).mdp();
+    assert!(!plain.is_absorbing(1));
+}
+
+#[test]
+fn reset_from_picks_the_start_and_reseeds() {
+    let mut e = env("C.C\n..M\n", EnvConfig::default());
+    assert_eq!(e.reset_from(2, 5).unwrap(), 2);
+    let a = e.rng().random::<u64>();
+    e.reset_from(0, 5).unwrap();
+    assert_eq!(e.rng().random::<u64>(), a);
+    let err = e.reset_from(1, 0).unwrap_err();
+    assert_eq!(err.field, "start");
+}

@@ -1,6 +1,7 @@
 //! Training loops on the cat's house. Each one is the previous one plus one idea.
 
 pub mod actor_critic;
+pub mod grpo;
 pub mod ppo;
 pub mod reinforce;
 

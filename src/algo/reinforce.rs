@@ -252,7 +252,7 @@ pub fn fit_value(
 // ANCHOR_END: fit_value
 
 /// Mean entropy of the policy table over the real steps of a batch.
-fn batch_entropy(table: &Array2<f64>, batch: &Batch) -> f64 {
+pub(crate) fn batch_entropy(table: &Array2<f64>, batch: &Batch) -> f64 {
     let h: Vec<f64> = table
         .rows()
         .into_iter()

@@ -29,7 +29,8 @@ enum Command {
     /// Look at a house, or solve it exactly.
     #[command(subcommand)]
     House(HouseCommand),
-    /// Train a cat with REINFORCE, actor-critic or PPO and report how good it became.
+    /// Train a cat with REINFORCE, actor-critic, PPO, GRPO or Dr. GRPO and report how good it
+    /// became.
     ///
     /// Shows a progress bar with the exact J(π) of the current policy, prints the learned
     /// policy's most likely move in every cell, and can write one JSON line of metrics per
@@ -112,7 +113,7 @@ struct GradeArgs {
     expect: Option<String>,
 }
 
-/// The learning algorithms of chapters 2–5.
+/// The learning algorithms of chapters 2–7.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Algo {
     /// REINFORCE (chapters 2–3), with the baseline chosen by --baseline.
@@ -121,6 +122,13 @@ enum Algo {
     ActorCritic,
     /// PPO (chapter 5): several clipped epochs per batch.
     Ppo,
+    /// GRPO (chapter 6): no critic; groups of episodes per start cell scored against each
+    /// other, advantages divided by the group's standard deviation, each episode's loss
+    /// averaged over its own length.
+    Grpo,
+    /// Dr. GRPO (chapter 7): GRPO without the division by the standard deviation, with
+    /// every step divided by one constant (the step limit).
+    DrGrpo,
 }
 
 #[derive(Args)]
@@ -132,14 +140,15 @@ struct TrainArgs {
     /// Episodes are cut off after this many steps.
     #[arg(long, default_value_t = 100)]
     max_steps: usize,
-    /// Gradient updates (REINFORCE) or rollout–optimise iterations (actor-critic, PPO).
+    /// Gradient updates (REINFORCE) or rollout–optimise iterations (the others).
     #[arg(long, default_value_t = 100)]
     iterations: usize,
-    /// Episodes sampled per update or iteration.
+    /// Episodes sampled per update or iteration. For GRPO this is questions × group size,
+    /// and must be a multiple of --group-size.
     #[arg(long, default_value_t = 16)]
     episodes: usize,
     /// Learning rate of the policy (default: 0.1 for REINFORCE, 0.03 for actor-critic,
-    /// 0.01 for PPO, all with Adam).
+    /// 0.01 for PPO, 0.03 for GRPO and Dr. GRPO, all with Adam).
     #[arg(long)]
     lr: Option<f64>,
     /// Policy and value model: tabular or mlp.
@@ -151,11 +160,86 @@ struct TrainArgs {
     /// GAE's λ for actor-critic and PPO (default 0 for actor-critic, 0.95 for PPO).
     #[arg(long)]
     lambda: Option<f64>,
+    #[command(flatten)]
+    grpo: GrpoArgs,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Write one JSON line of metrics per iteration to this file.
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
+}
+
+/// Settings of GRPO and Dr. GRPO (ignored by the other algorithms). Unset ones take the
+/// algorithm's preset.
+#[derive(Args)]
+#[command(next_help_heading = "GRPO and Dr. GRPO")]
+struct GrpoArgs {
+    /// G, the episodes walked from each start cell (the answers to one question); at least 2.
+    #[arg(long, default_value_t = 8)]
+    group_size: usize,
+    /// β, the weight of the k3 KL penalty to the reference policy (the cat as it started).
+    #[arg(long, default_value_t = 0.0)]
+    beta: f64,
+    /// ε of the ratio clip.
+    #[arg(long, default_value_t = 0.2)]
+    clip: f64,
+    /// μ, gradient steps on each batch.
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    /// How per-step losses are combined: response-mean (GRPO), constant (Dr. GRPO: divide by
+    /// episodes × the step limit), token-mean or episode-sum. Default: the algorithm's.
+    #[arg(long)]
+    aggregation: Option<String>,
+    /// Divide each group's centred rewards by its standard deviation: true for GRPO, false
+    /// for Dr. GRPO by default.
+    #[arg(long)]
+    std_scaling: Option<bool>,
+    /// The one number an episode is scored with: its return, or success (1 at the meat,
+    /// else 0).
+    #[arg(long, default_value = "return")]
+    reward: String,
+}
+
+impl GrpoArgs {
+    fn config(
+        &self,
+        dr: bool,
+        max_steps: usize,
+        episodes: usize,
+    ) -> Result<zero_to_r1::algo::grpo::GrpoConfig> {
+        use zero_to_r1::algo::grpo::GrpoConfig;
+        use zero_to_r1::objective::Aggregation;
+        let mut c = if dr {
+            GrpoConfig::dr_grpo()
+        } else {
+            GrpoConfig::grpo()
+        };
+        if self.group_size < 2 || episodes % self.group_size != 0 {
+            return Err(Error::invalid(
+                "--episodes",
+                format!(
+                    "{episodes} episodes cannot be cut into groups of --group-size {}",
+                    self.group_size
+                ),
+            ));
+        }
+        c.group_size = self.group_size;
+        c.questions_per_iteration = episodes / self.group_size;
+        c.aggregation = match self.aggregation.as_deref() {
+            None if dr => Aggregation::Constant { budget: max_steps },
+            None => c.aggregation,
+            Some("constant") => Aggregation::Constant { budget: max_steps },
+            Some(name) => name.parse()?,
+        };
+        if let Some(scale) = self.std_scaling {
+            c.scale_by_std = scale;
+        }
+        c.beta = self.beta;
+        c.clip = self.clip;
+        c.epochs = self.epochs;
+        c.reward = self.reward.parse()?;
+        Ok(c)
+    }
 }
 
 #[derive(Args)]
@@ -217,6 +301,9 @@ struct HouseArgs {
     /// A cost subtracted on every step.
     #[arg(long, default_value_t = 0.0)]
     step_cost: f64,
+    /// A bathtub ends the episode (a failure that ends early, like a wrong answer).
+    #[arg(long)]
+    bathtub_ends: bool,
 }
 
 impl HouseArgs {
@@ -232,6 +319,7 @@ impl HouseArgs {
             },
             slip: self.slip,
             max_steps,
+            bathtub_ends: self.bathtub_ends,
         };
         Ok(Env::new(house, config)?)
     }
@@ -313,17 +401,31 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Shows each iteration on the progress bar and keeps its metrics as a JSON line.
+struct Recorder {
+    bar: indicatif::ProgressBar,
+    lines: Vec<String>,
+}
+
+impl Recorder {
+    fn log(&mut self, j: f64, success: f64, entry: &impl serde::Serialize) {
+        self.bar.inc(1);
+        self.bar
+            .set_message(format!("J {j:.1}, success {:.0}%", 100.0 * success));
+        self.lines
+            .push(serde_json::to_string(entry).unwrap_or_default());
+    }
+}
+
 fn train(args: &TrainArgs) -> Result<()> {
-    use zero_to_r1::algo::{actor_critic, ppo, reinforce, ModelKind};
+    use zero_to_r1::algo::{actor_critic, grpo, ppo, reinforce, ModelKind};
     let mut env = args.house.env(args.max_steps)?;
     let model: ModelKind = args.model.parse()?;
     let baseline: reinforce::Baseline = args.baseline.parse()?;
     let bar = tour::progress_bar(args.iterations as u64, "training", true);
-    let mut lines = Vec::new();
-    let mut record = |j: f64, success: f64, line: String| {
-        bar.inc(1);
-        bar.set_message(format!("J {j:.1}, success {:.0}%", 100.0 * success));
-        lines.push(line);
+    let mut rec = Recorder {
+        bar,
+        lines: Vec::new(),
     };
     let table = match args.algo {
         Algo::Reinforce => {
@@ -339,14 +441,7 @@ fn train(args: &TrainArgs) -> Result<()> {
             if let Some(lr) = args.lr {
                 c.lr = lr;
             }
-            reinforce::train(&mut env, &c, |u| {
-                record(
-                    u.exact_j,
-                    u.exact_success,
-                    serde_json::to_string(u).unwrap_or_default(),
-                )
-            })?
-            .table()?
+            reinforce::train(&mut env, &c, |u| rec.log(u.exact_j, u.exact_success, u))?.table()?
         }
         Algo::ActorCritic | Algo::Ppo => {
             let mut c = match args.algo {
@@ -364,17 +459,25 @@ fn train(args: &TrainArgs) -> Result<()> {
             if let Some(l) = args.lambda {
                 c.lambda = l;
             }
-            ppo::train(&mut env, &c, |u| {
-                record(
-                    u.exact_j,
-                    u.exact_success,
-                    serde_json::to_string(u).unwrap_or_default(),
-                )
-            })?
-            .table()?
+            ppo::train(&mut env, &c, |u| rec.log(u.exact_j, u.exact_success, u))?.table()?
+        }
+        Algo::Grpo | Algo::DrGrpo => {
+            let mut c = args.grpo.config(
+                matches!(args.algo, Algo::DrGrpo),
+                args.max_steps,
+                args.episodes,
+            )?;
+            c.iterations = args.iterations;
+            c.policy = model;
+            c.seed = args.seed;
+            if let Some(lr) = args.lr {
+                c.lr = lr;
+            }
+            grpo::train(&mut env, &c, |u| rec.log(u.exact_j, u.exact_success, u))?.table()?
         }
     };
-    bar.finish();
+    rec.bar.finish();
+    let lines = rec.lines;
     let mdp = env.mdp();
     let j = mdp.expected_return(table.view(), 1.0)?;
     let best = mdp.value_iteration(0.99, 1e-10)?;

@@ -8,6 +8,7 @@ use crate::algo::actor_critic::{self, ActorCriticConfig};
 use crate::algo::ppo::{self, PpoConfig};
 use crate::algo::reinforce::{self, ReinforceConfig};
 use crate::error::Result;
+use crate::experiments::series_of;
 use crate::plot::{self, Curves, Figures, Svg};
 use crate::rollout::derive_seed;
 
@@ -48,6 +49,50 @@ pub struct Efficiency {
     pub episodes_to_95: Option<f64>,
     pub seeds_reaching: usize,
     pub seeds: usize,
+}
+
+impl Efficiency {
+    /// The row of `algorithm` on `house` from each seed's exact success probabilities (one
+    /// value per iteration of `per` episodes).
+    pub fn from_runs(
+        house: &'static str,
+        algorithm: &'static str,
+        runs: &[Vec<f64>],
+        per: usize,
+    ) -> Efficiency {
+        let reach: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| r.iter().position(|&p| p >= 0.95))
+            .map(|i| ((i + 1) * per) as f64)
+            .collect();
+        Efficiency {
+            house,
+            algorithm,
+            episodes_to_95: (!reach.is_empty())
+                .then(|| reach.iter().sum::<f64>() / reach.len() as f64),
+            seeds_reaching: reach.len(),
+            seeds: runs.len(),
+        }
+    }
+
+    /// The episodes to 95 % as a table cell, with how many seeds got there.
+    pub fn cell(&self) -> String {
+        match self.episodes_to_95 {
+            Some(x) => format!("{x:.0} ({}/{} seeds)", self.seeds_reaching, self.seeds),
+            None => format!("not within the budget (0/{} seeds)", self.seeds),
+        }
+    }
+}
+
+/// Success probabilities (0–1) of several runs as learning curves in percent.
+pub fn percent_curves(label: &str, runs: Vec<Vec<f64>>) -> Curves {
+    Curves {
+        label: label.to_string(),
+        runs: runs
+            .into_iter()
+            .map(|r| r.into_iter().map(|p| 100.0 * p).collect())
+            .collect(),
+    }
 }
 
 /// One run's exact success probability after each iteration, for one algorithm.
@@ -143,26 +188,8 @@ pub fn efficiency(
                 runs.push(curve(a, &mut env, iterations, per, seed)?);
                 progress();
             }
-            let reach: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| r.iter().position(|&p| p >= 0.95))
-                .map(|i| ((i + 1) * per) as f64)
-                .collect();
-            table.push(Efficiency {
-                house,
-                algorithm: name,
-                episodes_to_95: (!reach.is_empty())
-                    .then(|| reach.iter().sum::<f64>() / reach.len() as f64),
-                seeds_reaching: reach.len(),
-                seeds: config.seeds,
-            });
-            series.push(Curves {
-                label: name.to_string(),
-                runs: runs
-                    .into_iter()
-                    .map(|r| r.into_iter().map(|p| 100.0 * p).collect())
-                    .collect(),
-            });
+            table.push(Efficiency::from_runs(house, name, &runs, per));
+            series.push(percent_curves(name, runs));
         }
         figures.push((
             fig,
@@ -229,14 +256,7 @@ pub fn clipping(seed: u64, mut progress: impl FnMut()) -> Result<(Vec<ClipRun>, 
         });
     }
     let x: Vec<f64> = (0..iterations).map(|k| (k * 16) as f64).collect();
-    let series = |f: fn(&ClipRun) -> &Vec<Vec<f64>>| -> Vec<Curves> {
-        runs.iter()
-            .map(|r| Curves {
-                label: r.label.clone(),
-                runs: f(r).clone(),
-            })
-            .collect()
-    };
+    let series = |f: fn(&ClipRun) -> &Vec<Vec<f64>>| series_of(&runs, |r| r.label.clone(), f);
     let figures = vec![
         (
             "clip_return",
@@ -281,11 +301,12 @@ impl Ch05 {
     pub fn table(&self) -> String {
         let mut s = String::from("| house | algorithm | episodes until P(success) ≥ 95 % (mean over seeds that got there) |\n|---|---|---|\n");
         for e in &self.efficiency {
-            let v = match e.episodes_to_95 {
-                Some(x) => format!("{x:.0} ({}/{} seeds)", e.seeds_reaching, e.seeds),
-                None => format!("not within the budget (0/{} seeds)", e.seeds),
-            };
-            s.push_str(&format!("| {} | {} | {v} |\n", e.house, e.algorithm));
+            s.push_str(&format!(
+                "| {} | {} | {} |\n",
+                e.house,
+                e.algorithm,
+                e.cell()
+            ));
         }
         s
     }

@@ -6,6 +6,8 @@ pub mod ch02;
 pub mod ch03;
 pub mod ch04;
 pub mod ch05;
+pub mod ch06;
+pub mod ch07;
 
 use std::path::Path;
 
@@ -62,7 +64,46 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
     );
     out.push(("ch05/efficiency.md".into(), ch5.table().into_bytes()));
     out.push(("ch05/clipping.md".into(), ch5.clip_table().into_bytes()));
+    let ch6 = ch06::run(&ch06::Ch06Config::default(), || {})?;
+    out.extend(
+        ch6.figures
+            .iter()
+            .map(|(n, svg)| (format!("ch06/{n}.svg"), svg.0.clone().into_bytes())),
+    );
+    out.push(("ch06/comparison.md".into(), ch6.table().into_bytes()));
+    out.push(("ch06/beta.md".into(), ch6.beta_table().into_bytes()));
+    let ch7 = ch07::run(&ch07::Ch07Config::default(), || {})?;
+    out.extend(
+        ch7.figures
+            .iter()
+            .map(|(n, svg)| (format!("ch07/{n}.svg"), svg.0.clone().into_bytes())),
+    );
+    out.push(("ch07/length.md".into(), ch7.length_table().into_bytes()));
+    out.push(("ch07/std_weight.md".into(), ch7.std_table()?.into_bytes()));
+    out.push((
+        "ch07/std_learning.md".into(),
+        ch7.std_learning_table().into_bytes(),
+    ));
+    out.push((
+        "ch07/std_share.md".into(),
+        ch7.weight_share_table().into_bytes(),
+    ));
     Ok(out)
+}
+
+/// One learning-curve series per item of `items`: its label and the runs `pick` selects.
+pub(crate) fn series_of<T>(
+    items: &[T],
+    label: impl Fn(&T) -> String,
+    pick: impl Fn(&T) -> &Vec<Vec<f64>>,
+) -> Vec<crate::plot::Curves> {
+    items
+        .iter()
+        .map(|r| crate::plot::Curves {
+            label: label(r),
+            runs: pick(r).clone(),
+        })
+        .collect()
 }
 
 /// Writes [`book_assets`] under `dir`; returns how many files were written.

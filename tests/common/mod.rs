@@ -94,3 +94,13 @@ pub fn assert_solved(env: &Env, table: &Array2<f64>) {
         assert!(p[s] >= 0.95, "success probability from {s}: {}", p[s]);
     }
 }
+
+/// Random per-step values and a mask with rows of random length (at least 1).
+pub fn random_masked(seed: u64, b: usize, t: usize) -> (Vec<Vec<f64>>, Vec<usize>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let lengths: Vec<usize> = (0..b).map(|_| rng.random_range(1..=t)).collect();
+    let x = (0..b)
+        .map(|_| (0..t).map(|_| rng.random_range(-2.0..2.0)).collect())
+        .collect();
+    (x, lengths)
+}
