@@ -38,6 +38,8 @@ pub struct Exercise {
     pub points: u32,
     /// The one-line task statement.
     pub task: String,
+    /// The function whose body the region is.
+    pub function: String,
     /// The file, relative to the workspace root.
     pub file: PathBuf,
     /// The line of the opening marker (1-based).
@@ -49,6 +51,11 @@ impl Exercise {
     pub fn anchor(&self) -> String {
         format!("ex_{}_{}", self.chapter, self.number)
     }
+}
+
+/// Text for a markdown table cell: `|` would end the cell, so it is escaped.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
 }
 
 fn marker_error(file: &Path, line: usize, why: impl Into<String>) -> Error {
@@ -90,10 +97,24 @@ struct Region {
     close: usize,
 }
 
+/// The name of the last function declared at or before line `i`.
+fn enclosing_function(lines: &[&str], i: usize) -> String {
+    lines[..=i]
+        .iter()
+        .rev()
+        .find_map(|l| {
+            let rest = l.split_once("fn ")?.1;
+            let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_'))?;
+            (end > 0).then(|| rest[..end].to_string())
+        })
+        .unwrap_or_default()
+}
+
 fn regions(text: &str, file: &Path) -> Result<Vec<Region>> {
     let mut out = Vec::new();
     let mut open: Option<(usize, Exercise)> = None;
-    for (i, line) in text.lines().enumerate() {
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
         let Some((is_end, name, rest)) = marker(line) else {
             continue;
         };
@@ -130,6 +151,7 @@ fn regions(text: &str, file: &Path) -> Result<Vec<Region>> {
                     number,
                     points,
                     task: task.to_string(),
+                    function: enclosing_function(&lines, i),
                     file: file.to_path_buf(),
                     line: i + 1,
                 };
@@ -268,6 +290,26 @@ pub fn exercises(root: &Path) -> Result<Vec<Exercise>> {
     }
     all.sort_by_key(|e| (e.chapter, e.number));
     Ok(all)
+}
+
+/// The exercises as a markdown table (exercise, points, function, file, task), without line
+/// numbers so that it changes only when an exercise does.
+pub fn exercise_table(exercises: &[Exercise]) -> String {
+    let mut s =
+        String::from("| exercise | points | function | file | task |\n|---|---|---|---|---|\n");
+    for e in exercises {
+        s.push_str(&format!(
+            "| {} | {} | `{}` | `{}` | {} |\n",
+            e.id,
+            e.points,
+            e.function,
+            e.file.display(),
+            cell(&e.task)
+        ));
+    }
+    let total: u32 = exercises.iter().map(|e| e.points).sum();
+    s.push_str(&format!("| **all** | **{total}** | | | |\n"));
+    s
 }
 
 /// Parses a chapter list such as `2-4`, `2,3,5`, `6` or `all`.
@@ -500,7 +542,7 @@ fn handout_readme(h: &Handout) -> String {
             "| {} | {} | {} | `{}:{}` |\n",
             e.id,
             e.points,
-            e.task,
+            cell(&e.task),
             e.file.display(),
             e.line
         ));
@@ -601,7 +643,7 @@ impl Report {
             s.push_str(&format!(
                 "| {} | {} | {tests} | {} / {} |\n",
                 sc.id,
-                sc.task,
+                cell(&sc.task),
                 fmt_points(sc.earned),
                 sc.points
             ));

@@ -523,17 +523,11 @@ fn handout_cmd(args: &HandoutArgs) -> Result<()> {
     let chapters = handout::parse_chapters(&args.chapters)?;
     if args.list {
         let all = handout::exercises(&args.root)?;
-        println!("| exercise | points | task | where |\n|---|---|---|---|");
-        for e in all.iter().filter(|e| chapters.contains(&e.chapter)) {
-            println!(
-                "| {} | {} | {} | {}:{} |",
-                e.id,
-                e.points,
-                e.task,
-                e.file.display(),
-                e.line
-            );
-        }
+        let chosen: Vec<_> = all
+            .into_iter()
+            .filter(|e| chapters.contains(&e.chapter))
+            .collect();
+        print!("{}", handout::exercise_table(&chosen));
         return Ok(());
     }
     let out = args

@@ -88,6 +88,12 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
         "ch07/std_share.md".into(),
         ch7.weight_share_table().into_bytes(),
     ));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exercises = crate::handout::exercises(root)?;
+    out.push((
+        "exercises.md".into(),
+        crate::handout::exercise_table(&exercises).into_bytes(),
+    ));
     Ok(out)
 }
 
