@@ -16,6 +16,7 @@ pub mod error;
 pub mod exact;
 pub mod experiments;
 pub mod io;
+pub mod lm;
 pub mod notebook;
 pub mod objective;
 pub mod plot;
