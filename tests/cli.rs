@@ -103,7 +103,8 @@ fn show_and_solve_print_the_house_and_its_solution() {
 fn the_tour_writes_figures_metrics_and_an_index() {
     let dir = scratch().join("runs");
     let out = bin()
-        .args(["tour", "--quiet", "--name", "t"])
+        .args(["tour", "--quiet", "--name", "t", "--sft-steps", "3"])
+        .args(["--lm-eval-problems", "4"])
         .arg("--out")
         .arg(&dir)
         .output()
@@ -120,6 +121,8 @@ fn the_tour_writes_figures_metrics_and_an_index() {
         "ch01/house.svg",
         "ch01/optimal_values.svg",
         "ch01/random_returns.svg",
+        "ch08/sft_loss.svg",
+        "ch08/sft/model.safetensors",
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }

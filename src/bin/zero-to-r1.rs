@@ -121,6 +121,12 @@ struct TourArgs {
     /// Hide the progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Fine-tuning steps of the language model in chapter 8's stage.
+    #[arg(long, default_value_t = tour::TOUR_SFT_STEPS)]
+    sft_steps: usize,
+    /// Held-out problems in chapter 8's final evaluation.
+    #[arg(long, default_value_t = 100)]
+    lm_eval_problems: usize,
 }
 
 #[derive(Subcommand)]
@@ -159,6 +165,21 @@ enum LmCommand {
         /// Print this many greedy responses.
         #[arg(long, default_value_t = 5)]
         show: usize,
+    },
+    /// Measure chapter 8's fine-tuning run for the book (minutes on two cores).
+    ///
+    /// Fine-tunes the config's model from scratch, evaluating on held-out problems along the
+    /// way, and writes the record the book's figures and table are drawn from. Then run
+    /// `zero-to-r1 figures` to redraw them.
+    Measure {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Where to write the record.
+        #[arg(long, default_value = "book/src/generated/ch08/sft_run.json")]
+        out: PathBuf,
+        /// A description of the machine, stored in the record.
+        #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
+        machine: String,
     },
     /// Sample responses from a checkpoint and show their rewards.
     Sample {
@@ -254,6 +275,35 @@ fn lm(command: LmCommand) -> Result<()> {
             );
             print_eval(&r.eval, config.data.clean_rate());
             println!("wrote the checkpoint and metrics to {}", out.display());
+            Ok(())
+        }
+        LmCommand::Measure { run, out, machine } => {
+            if run.device != "cpu" {
+                return Err(Error::invalid(
+                    "--device",
+                    "the book's record is measured on the cpu",
+                ));
+            }
+            let config = zero_to_r1::experiments::ch08::Ch08Config {
+                lm: run.config()?,
+                seed: run.seed,
+                ..Default::default()
+            };
+            let bar = tour::progress_bar(config.lm.sft.steps as u64, "8 · SFT", true);
+            let (mut record, _) = zero_to_r1::experiments::ch08::run(&config, |_, loss| {
+                bar.inc(1);
+                bar.set_message(format!("loss {loss:.3}"));
+            })?;
+            bar.finish();
+            record.machine = machine;
+            if run.config.is_some() || run.seed != 0 {
+                record.command = format!("{} (with --config/--seed)", record.command);
+            }
+            let text = serde_json::to_string_pretty(&record)
+                .map_err(|e| Error::invalid("record", e.to_string()))?;
+            zero_to_r1::io::write_atomic(&out, text.as_bytes())?;
+            print!("{}", zero_to_r1::experiments::ch08::table(&record));
+            println!("wrote {}; now run `zero-to-r1 figures`", out.display());
             Ok(())
         }
         LmCommand::Eval {
@@ -629,6 +679,8 @@ fn run(cli: Cli) -> Result<()> {
         out: "runs".into(),
         seed: 1,
         quiet: false,
+        sft_steps: tour::TOUR_SFT_STEPS,
+        lm_eval_problems: 100,
     })) {
         Command::Tour(args) => {
             let config = tour::TourConfig {
@@ -636,6 +688,8 @@ fn run(cli: Cli) -> Result<()> {
                 name: args.name,
                 seed: args.seed,
                 progress: !args.quiet,
+                sft_steps: args.sft_steps,
+                lm_eval_problems: args.lm_eval_problems,
             };
             let dir = tour::run(&config)?;
             println!(

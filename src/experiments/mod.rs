@@ -6,6 +6,7 @@ pub mod ch02;
 pub mod ch03;
 pub mod ch04;
 pub mod ch05;
+pub mod ch08;
 
 use std::path::Path;
 
@@ -62,6 +63,13 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
     );
     out.push(("ch05/efficiency.md".into(), ch5.table().into_bytes()));
     out.push(("ch05/clipping.md".into(), ch5.clip_table().into_bytes()));
+    let ch8 = ch08::recorded()?;
+    out.extend(
+        ch08::figures(&ch8)?
+            .iter()
+            .map(|(n, svg)| (format!("ch08/{n}.svg"), svg.0.clone().into_bytes())),
+    );
+    out.push(("ch08/sft.md".into(), ch08::table(&ch8).into_bytes()));
     Ok(out)
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use candle_core::Device;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::io::write_atomic;
@@ -23,7 +23,7 @@ pub struct SftRun {
 }
 
 /// The numbers of an SFT run, for metrics files.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SftSummary {
     pub task: String,
     pub difficulty: usize,

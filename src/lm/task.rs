@@ -117,15 +117,18 @@ pub const TASKS: [&str; 2] = ["arithmetic", "countdown"];
 // ---------------------------------------------------------------------------------------------
 // Arithmetic
 
-/// Addition and subtraction of numbers with up to `difficulty` digits. The scratchpad works
-/// column by column from the right, writing each column as `a+b+c=dcC` (digits, carry in,
-/// result digit, carry out; for subtraction `a-b-c=dcC` with a borrow): `347+85=` becomes
+/// Addition and subtraction of numbers with up to `difficulty` digits, written with leading
+/// zeros to exactly `difficulty` digits so that every prompt of a difficulty has the same
+/// shape. The scratchpad works column by column from the right, writing each column as
+/// `a+b+c=dcC` (digits, carry in, result digit, carry out; for subtraction `a-b-c=dcC` with a
+/// borrow): `347+085=` becomes
 ///
 /// ```text
 /// <think>7+5+0=2c1,4+8+1=3c1,3+0+1=4c0</think><answer>432</answer>
 /// ```
 ///
-/// Every column has the same width, so the answer is the result digits read backwards.
+/// Every column has the same width, so the answer is the result digits read backwards
+/// (without leading zeros).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Arithmetic;
 
@@ -143,9 +146,9 @@ fn n_digits(x: u64) -> usize {
     x.to_string().len()
 }
 
-/// The columns of `a op b`: (digit of a, digit of b, carry in, result digit, carry out).
-fn columns(a: u64, b: u64, op: char) -> Vec<[u64; 5]> {
-    let n = n_digits(a).max(n_digits(b));
+/// The `n` columns of `a op b`: (digit of a, digit of b, carry in, result digit, carry out).
+fn columns(a: u64, b: u64, op: char, n: usize) -> Vec<[u64; 5]> {
+    let n = n.max(n_digits(a)).max(n_digits(b));
     let (da, db) = (digits_rev(a, n), digits_rev(b, n));
     let mut carry = 0;
     let mut out = Vec::with_capacity(n);
@@ -192,14 +195,17 @@ fn write_columns(cols: &[[u64; 5]], op: char) -> String {
         .join(",")
 }
 
-/// Parses an arithmetic prompt `a+b=` or `a-b=`.
-fn parse_arithmetic(prompt: &str) -> Option<(u64, char, u64)> {
+/// Parses an arithmetic prompt `a+b=` or `a-b=`: the numbers, the operation and the number
+/// of columns (the wider operand's width, leading zeros included).
+fn parse_arithmetic(prompt: &str) -> Option<(u64, char, u64, usize)> {
     let body = prompt.strip_suffix('=')?;
     let at = body.find(['+', '-'])?;
     let op = body[at..].chars().next()?;
-    let a = body[..at].parse().ok()?;
-    let b = body[at + 1..].parse().ok()?;
-    Some((a, op, b))
+    let (x, y) = (&body[..at], &body[at + 1..]);
+    if x.len() > 18 || y.len() > 18 {
+        return None;
+    }
+    Some((x.parse().ok()?, op, y.parse().ok()?, x.len().max(y.len())))
 }
 
 fn random_number(rng: &mut dyn Rng, digits: usize) -> u64 {
@@ -229,7 +235,7 @@ impl Task for Arithmetic {
         }
         let result = if op == '+' { a + b } else { a - b };
         Problem {
-            prompt: format!("{a}{op}{b}="),
+            prompt: format!("{a:0d$}{op}{b:0d$}="),
             truth: result.to_string(),
         }
     }
@@ -246,8 +252,8 @@ impl Task for Arithmetic {
 
     fn solve(&self, problem: &Problem) -> Trace {
         match parse_arithmetic(&problem.prompt) {
-            Some((a, op, b)) => {
-                let cols = columns(a, b, op);
+            Some((a, op, b, n)) => {
+                let cols = columns(a, b, op, n);
                 Trace {
                     think: write_columns(&cols, op),
                     answer: read_answer(&cols, op),
@@ -261,10 +267,10 @@ impl Task for Arithmetic {
     }
 
     fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace {
-        let Some((a, op, b)) = parse_arithmetic(&problem.prompt) else {
+        let Some((a, op, b, n)) = parse_arithmetic(&problem.prompt) else {
             return self.solve(problem);
         };
-        let mut cols = columns(a, b, op);
+        let mut cols = columns(a, b, op, n);
         let right = read_answer(&cols, op);
         // One column's result digit is written wrong; the answer is read from the (wrong)
         // scratchpad. A slip in a leading zero column could vanish from the answer, so retry.
