@@ -134,12 +134,12 @@ fn config_errors_name_the_key() {
     }
     // The committed configs parse and round-trip.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for f in ["configs/arithmetic-cpu.toml", "configs/countdown-gpu.toml"] {
+    for f in ["configs/addition-cpu.toml", "configs/countdown-gpu.toml"] {
         let c = LmConfig::from_file(&root.join(f)).unwrap();
         assert_eq!(LmConfig::from_toml(&c.to_toml().unwrap(), f).unwrap(), c);
     }
     assert_eq!(
-        LmConfig::from_file(&root.join("configs/arithmetic-cpu.toml")).unwrap(),
+        LmConfig::from_file(&root.join("configs/addition-cpu.toml")).unwrap(),
         LmConfig::default()
     );
     assert_eq!(

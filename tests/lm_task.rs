@@ -63,7 +63,7 @@ fn the_arithmetic_scratchpad_by_hand() {
 
 #[test]
 fn generated_problems_are_solved_and_slips_are_wrong() {
-    for task in ["arithmetic", "countdown"] {
+    for task in ["arithmetic", "addition", "countdown"] {
         let task = task_by_name(task).unwrap();
         let mut rng = StdRng::seed_from_u64(0);
         for seed in 0..200 {

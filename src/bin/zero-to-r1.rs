@@ -212,7 +212,7 @@ struct LmRunArgs {
     /// A TOML config file (see configs/); unset keys keep the CPU defaults.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The task: arithmetic or countdown (overrides the config's task.name).
+    /// The task: addition, arithmetic or countdown (overrides the config's task.name).
     #[arg(long)]
     task: Option<String>,
     /// Seed of the weights, the data and the samples.
@@ -417,13 +417,14 @@ fn load(
 fn print_eval(r: &zero_to_r1::lm::eval::EvalReport, clean: f64) {
     let len = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.1}"));
     println!(
-        "held-out ({} problems): greedy accuracy {:.1}%, format {:.1}%, pass@{} {:.1}%, sampled accuracy {:.1}% (the training data was {:.0}% clean); mean length correct {} / incorrect {} tokens; sampling {:.0} tokens/s",
+        "held-out ({} problems): greedy accuracy {:.1}%, format {:.1}%; pass@{} {:.1}%, sampled accuracy {:.1}%, sampled format {:.1}% (the training traces: {:.0}% clean); mean length correct {} / incorrect {} tokens; sampling {:.0} tokens/s",
         r.problems,
         100.0 * r.greedy_accuracy,
         100.0 * r.format_rate,
         r.k,
         100.0 * r.pass_at_k,
         100.0 * r.sampled_accuracy,
+        100.0 * r.sampled_format_rate,
         100.0 * clean,
         len(r.mean_len_correct),
         len(r.mean_len_incorrect),

@@ -34,7 +34,7 @@ impl Default for Ch08Config {
     fn default() -> Self {
         Ch08Config {
             lm: LmConfig::default(),
-            eval_every: 25,
+            eval_every: 50,
             eval_problems: 100,
             seed: 0,
         }
@@ -48,6 +48,8 @@ pub struct EvalPoint {
     pub greedy_accuracy: f64,
     pub sampled_accuracy: f64,
     pub format_rate: f64,
+    #[serde(default)]
+    pub sampled_format_rate: f64,
 }
 
 /// What the run measured.
@@ -100,6 +102,7 @@ pub fn run(
                         greedy_accuracy: e.greedy_accuracy,
                         sampled_accuracy: e.sampled_accuracy,
                         format_rate: e.format_rate,
+                        sampled_format_rate: e.sampled_format_rate,
                     }),
                     Err(e) => failure = Some(e),
                 }
@@ -116,6 +119,7 @@ pub fn run(
         greedy_accuracy: eval.greedy_accuracy,
         sampled_accuracy: eval.sampled_accuracy,
         format_rate: eval.format_rate,
+        sampled_format_rate: eval.sampled_format_rate,
     });
     let run = SftRun {
         model,
@@ -178,20 +182,40 @@ pub fn figures(r: &Ch08Record) -> Result<Vec<(&'static str, Svg)>> {
                 label: "sampled accuracy (temperature 1)".into(),
                 runs: pct(|e| e.sampled_accuracy),
             },
-            Curves {
-                label: "format rate (greedy)".into(),
-                runs: pct(|e| e.format_rate),
-            },
         ],
         "Held-out accuracy during supervised fine-tuning",
         "step",
         "% of held-out problems",
         Some((
-            100.0 * r.config.data.clean_rate(),
-            "fraction of clean training traces",
+            100.0 * r.config.data.accuracy_ceiling(),
+            "the ceiling: correct answers in the training data",
         )),
     )?;
-    Ok(vec![("sft_loss", loss), ("sft_accuracy", accuracy)])
+    let format = learning_curves(
+        &x,
+        &[
+            Curves {
+                label: "format rate, greedy".into(),
+                runs: pct(|e| e.format_rate),
+            },
+            Curves {
+                label: "format rate, sampled (temperature 1)".into(),
+                runs: pct(|e| e.sampled_format_rate),
+            },
+        ],
+        "Held-out format rate during supervised fine-tuning",
+        "step",
+        "% of held-out responses",
+        Some((
+            100.0 * r.config.data.format_ceiling(),
+            "well-formed traces in the training data",
+        )),
+    )?;
+    Ok(vec![
+        ("sft_loss", loss),
+        ("sft_accuracy", accuracy),
+        ("sft_format", format),
+    ])
 }
 
 /// The headline numbers as a markdown table.
@@ -212,10 +236,21 @@ pub fn table(r: &Ch08Record) -> String {
             "loss, first → last 10 steps",
             format!("{:.3} → {:.3}", s.first_loss, s.final_loss),
         ),
-        ("clean training traces", pct(s.data_clean_rate)),
+        (
+            "training traces with a correct answer (the ceiling)",
+            pct(r.config.data.accuracy_ceiling()),
+        ),
+        (
+            "training traces in the exact format",
+            pct(r.config.data.format_ceiling()),
+        ),
         ("held-out greedy accuracy", pct(s.greedy_accuracy)),
         ("held-out format rate (greedy)", pct(s.format_rate)),
         ("held-out sampled accuracy (T = 1)", pct(s.sampled_accuracy)),
+        (
+            "held-out sampled format rate (T = 1)",
+            pct(s.sampled_format_rate),
+        ),
         (&*format!("held-out pass@{}", s.k), pct(s.pass_at_k)),
         (
             "mean length, correct / incorrect",

@@ -20,7 +20,7 @@ use crate::lm::tokenizer::Tokenizer;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TaskConfig {
-    /// `arithmetic` or `countdown`.
+    /// `addition` (the CPU default), `arithmetic` (addition and subtraction) or `countdown`.
     pub name: String,
     /// Arithmetic: the most digits per number; Countdown: how many numbers.
     pub difficulty: usize,
@@ -29,7 +29,7 @@ pub struct TaskConfig {
 impl Default for TaskConfig {
     fn default() -> Self {
         TaskConfig {
-            name: "arithmetic".into(),
+            name: "addition".into(),
             difficulty: 2,
         }
     }
@@ -75,7 +75,10 @@ impl LmConfig {
         task_by_name(&self.task.name).map_err(|_| {
             Error::invalid(
                 "task.name",
-                format!("{:?}; choose arithmetic or countdown", self.task.name),
+                format!(
+                    "{:?}; choose arithmetic, addition or countdown",
+                    self.task.name
+                ),
             )
         })
     }

@@ -53,6 +53,17 @@ impl DataConfig {
     pub fn clean_rate(&self) -> f64 {
         1.0 - self.slip_rate - self.missing_tag_rate
     }
+
+    /// The fraction of traces that earn the accuracy reward: no slip, and both answer tags
+    /// (a missing tag is one of the two answer tags half of the time).
+    pub fn accuracy_ceiling(&self) -> f64 {
+        1.0 - self.slip_rate - self.missing_tag_rate / 2.0
+    }
+
+    /// The fraction of traces in the exact format.
+    pub fn format_ceiling(&self) -> f64 {
+        1.0 - self.missing_tag_rate
+    }
 }
 
 /// What is wrong with a trace.

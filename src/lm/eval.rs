@@ -109,6 +109,8 @@ pub struct EvalReport {
     pub pass_at_k: f64,
     /// Fraction of all k·problems samples that are correct (the accuracy at that temperature).
     pub sampled_accuracy: f64,
+    /// Fraction of all k·problems samples in the exact format.
+    pub sampled_format_rate: f64,
     /// Mean length (tokens) of correct greedy responses, if any.
     pub mean_len_correct: Option<f64>,
     /// Mean length (tokens) of incorrect greedy responses, if any.
@@ -206,6 +208,7 @@ pub fn evaluate(
         k: config.k,
         pass_at_k: solved as f64 / n,
         sampled_accuracy: samples.iter().map(|s| s.accuracy).sum::<f64>() / samples.len() as f64,
+        sampled_format_rate: samples.iter().map(|s| s.format).sum::<f64>() / samples.len() as f64,
         mean_len_correct: mean(
             greedy
                 .iter()

@@ -40,6 +40,8 @@ pub struct SftSummary {
     pub pass_at_k: f64,
     pub k: usize,
     pub sampled_accuracy: f64,
+    #[serde(default)]
+    pub sampled_format_rate: f64,
     pub mean_len_correct: Option<f64>,
     pub mean_len_incorrect: Option<f64>,
     pub sample_tokens_per_second: f64,
@@ -64,6 +66,7 @@ impl SftRun {
             pass_at_k: self.eval.pass_at_k,
             k: self.eval.k,
             sampled_accuracy: self.eval.sampled_accuracy,
+            sampled_format_rate: self.eval.sampled_format_rate,
             mean_len_correct: self.eval.mean_len_correct,
             mean_len_incorrect: self.eval.mean_len_incorrect,
             sample_tokens_per_second: self.eval.tokens_per_second,

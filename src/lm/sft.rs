@@ -37,11 +37,11 @@ pub struct SftConfig {
 impl Default for SftConfig {
     fn default() -> Self {
         SftConfig {
-            steps: 300,
-            batch_size: 32,
-            lr: 3e-3,
+            steps: 600,
+            batch_size: 16,
+            lr: 5e-3,
             warmup: 30,
-            weight_decay: 0.01,
+            weight_decay: 0.1,
             max_grad_norm: 1.0,
         }
     }

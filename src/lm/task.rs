@@ -103,16 +103,17 @@ pub fn sample_problem(
 pub fn task_by_name(name: &str) -> Result<Box<dyn Task>> {
     match name {
         "arithmetic" => Ok(Box::new(Arithmetic)),
+        "addition" => Ok(Box::new(Addition)),
         "countdown" => Ok(Box::new(Countdown)),
         _ => Err(Error::invalid(
             "task",
-            format!("{name:?}; choose arithmetic or countdown"),
+            format!("{name:?}; choose arithmetic, addition or countdown"),
         )),
     }
 }
 
 /// The names of all tasks.
-pub const TASKS: [&str; 2] = ["arithmetic", "countdown"];
+pub const TASKS: [&str; 3] = ["arithmetic", "addition", "countdown"];
 
 // ---------------------------------------------------------------------------------------------
 // Arithmetic
@@ -217,27 +218,35 @@ fn random_number(rng: &mut dyn Rng, digits: usize) -> u64 {
     rng.random_range(lo..10u64.pow(digits as u32))
 }
 
+/// A problem of `d`-digit arithmetic: addition, or (if `subtract`) addition or subtraction.
+fn arithmetic_problem(seed: u64, d: usize, subtract: bool) -> Problem {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let op = if subtract && rng.random_bool(0.5) {
+        '-'
+    } else {
+        '+'
+    };
+    let na = rng.random_range(1..=d);
+    let nb = rng.random_range(1..=d);
+    let mut a = random_number(&mut rng, na);
+    let mut b = random_number(&mut rng, nb);
+    if op == '-' && a < b {
+        std::mem::swap(&mut a, &mut b);
+    }
+    let result = if op == '+' { a + b } else { a - b };
+    Problem {
+        prompt: format!("{a:0d$}{op}{b:0d$}="),
+        truth: result.to_string(),
+    }
+}
+
 impl Task for Arithmetic {
     fn name(&self) -> &'static str {
         "arithmetic"
     }
 
     fn generate(&self, seed: u64, difficulty: usize) -> Problem {
-        let d = difficulty.clamp(1, self.max_difficulty());
-        let mut rng = StdRng::seed_from_u64(seed);
-        let op = if rng.random_bool(0.5) { '+' } else { '-' };
-        let na = rng.random_range(1..=d);
-        let nb = rng.random_range(1..=d);
-        let mut a = random_number(&mut rng, na);
-        let mut b = random_number(&mut rng, nb);
-        if op == '-' && a < b {
-            std::mem::swap(&mut a, &mut b);
-        }
-        let result = if op == '+' { a + b } else { a - b };
-        Problem {
-            prompt: format!("{a:0d$}{op}{b:0d$}="),
-            truth: result.to_string(),
-        }
+        arithmetic_problem(seed, difficulty.clamp(1, self.max_difficulty()), true)
     }
 
     fn verify(&self, problem: &Problem, answer: &str) -> bool {
@@ -291,6 +300,36 @@ impl Task for Arithmetic {
 
     fn max_difficulty(&self) -> usize {
         9
+    }
+}
+
+/// [`Arithmetic`] with addition only: half as many column facts to learn.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Addition;
+
+impl Task for Addition {
+    fn name(&self) -> &'static str {
+        "addition"
+    }
+
+    fn generate(&self, seed: u64, difficulty: usize) -> Problem {
+        arithmetic_problem(seed, difficulty.clamp(1, self.max_difficulty()), false)
+    }
+
+    fn verify(&self, problem: &Problem, answer: &str) -> bool {
+        Arithmetic.verify(problem, answer)
+    }
+
+    fn solve(&self, problem: &Problem) -> Trace {
+        Arithmetic.solve(problem)
+    }
+
+    fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace {
+        Arithmetic.slip(problem, rng)
+    }
+
+    fn max_difficulty(&self) -> usize {
+        Arithmetic.max_difficulty()
     }
 }
 
