@@ -101,7 +101,8 @@ fn show_and_solve_print_the_house_and_its_solution() {
 
 #[test]
 fn the_tour_writes_figures_metrics_and_an_index() {
-    let dir = scratch().join("runs");
+    // Its own folder: other tests remove theirs while the tour runs.
+    let dir = std::env::temp_dir().join(format!("z2r1-tour-{}", std::process::id()));
     let out = bin()
         .args(["tour", "--quiet", "--name", "t", "--sft-steps", "3"])
         .args(["--lm-eval-problems", "4"])
