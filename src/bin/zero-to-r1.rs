@@ -212,7 +212,8 @@ struct LmRunArgs {
     /// A TOML config file (see configs/); unset keys keep the CPU defaults.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// The task: addition, arithmetic or countdown (overrides the config's task.name).
+    /// The task: addition, arithmetic or countdown (overrides the config's task.name;
+    /// countdown without --config takes the GPU config, configs/countdown-gpu.toml).
     #[arg(long)]
     task: Option<String>,
     /// Seed of the weights, the data and the samples.
