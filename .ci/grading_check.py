@@ -43,6 +43,8 @@ MUTANTS = [
      "masked.sum_all()? / responses", "response-mean that forgets each response's length"),
     ("7.2", "src/objective.rs", "masked.sum_all()? / (responses * budget as f64)",
      "masked.sum_all()? / budget as f64", "the constant normaliser without the number of responses"),
+    ("8.1", "src/lm/generate.rs", ".narrow(1, prompt_len - 1, r)?", ".narrow(1, prompt_len, r)?",
+     "response log-probs read from logits that are not shifted by one token"),
 ]
 
 

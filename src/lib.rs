@@ -17,6 +17,7 @@ pub mod exact;
 pub mod experiments;
 pub mod handout;
 pub mod io;
+pub mod lm;
 pub mod notebook;
 pub mod objective;
 pub mod plot;

@@ -16,6 +16,7 @@ use crate::experiments::ch04::{self, Ch04Config};
 use crate::experiments::ch05::{self, Ch05Config};
 use crate::experiments::ch06::{self, Ch06Config};
 use crate::experiments::ch07::{self, Ch07Config};
+use crate::experiments::ch08::{self, Ch08Config};
 use crate::io::write_atomic;
 use crate::plot::Svg;
 
@@ -28,6 +29,10 @@ pub struct TourConfig {
     pub seed: u64,
     /// Show progress bars (off in tests and when output is not a terminal).
     pub progress: bool,
+    /// Fine-tuning steps of the chapter 8 stage.
+    pub sft_steps: usize,
+    /// Held-out problems of the chapter 8 stage's final evaluation.
+    pub lm_eval_problems: usize,
 }
 
 impl Default for TourConfig {
@@ -37,6 +42,8 @@ impl Default for TourConfig {
             name: "tour".into(),
             seed: 1,
             progress: true,
+            sft_steps: TOUR_SFT_STEPS,
+            lm_eval_problems: 100,
         }
     }
 }
@@ -301,6 +308,54 @@ fn chapter7(dir: &Path, config: &TourConfig) -> Result<Stage> {
     })
 }
 
+/// The SFT budget of the tour's chapter 8 stage: a shortened run of the CPU default.
+pub const TOUR_SFT_STEPS: usize = 150;
+
+fn chapter8(dir: &Path, config: &TourConfig) -> Result<Stage> {
+    let start = Instant::now();
+    let mut ch = Ch08Config {
+        seed: config.seed,
+        eval_every: 50,
+        eval_problems: config.lm_eval_problems.div_ceil(2),
+        ..Ch08Config::default()
+    };
+    ch.lm.sft.steps = config.sft_steps.max(1);
+    ch.lm.sft.warmup = ch.lm.sft.warmup.min(ch.lm.sft.steps / 5);
+    ch.lm.eval.problems = config.lm_eval_problems.max(1);
+    let bar = progress_bar(ch.lm.sft.steps as u64, "8 · SFT", config.progress);
+    let (record, run) = ch08::run(&ch, |step, loss| {
+        bar.inc(1);
+        if step % 5 == 0 {
+            bar.set_message(format!("loss {loss:.3}"));
+        }
+    })?;
+    bar.finish_with_message("done");
+    crate::lm::checkpoint::save(&run.model, &dir.join("ch08/sft"))?;
+    let figures = save_figures(dir, "ch08", &ch08::figures(&record)?)?;
+    let s = &record.summary;
+    let summary = format!(
+        "{} parameters, {} SFT steps: loss {:.2} → {:.2}; held-out greedy accuracy {:.0}%, \
+         format {:.0}%, sampled accuracy {:.0}% (the data is {:.0}% clean), pass@{} {:.0}%",
+        s.parameters,
+        s.steps,
+        s.first_loss,
+        s.final_loss,
+        100.0 * s.greedy_accuracy,
+        100.0 * s.format_rate,
+        100.0 * s.sampled_accuracy,
+        100.0 * s.data_clean_rate,
+        s.k,
+        100.0 * s.pass_at_k
+    );
+    Ok(Stage {
+        title: "Chapter 8 — from cats to language models",
+        figures,
+        metrics: json!({ "sft": record.summary, "evals": record.evals }),
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 fn index_html(stages: &[Stage]) -> String {
     let mut html = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>zero-to-r1 tour</title>\n\
@@ -323,6 +378,16 @@ fn index_html(stages: &[Stage]) -> String {
     html
 }
 
+/// `chapter8` for a stage titled "Chapter 8 — …".
+fn chapter_key(title: &str) -> String {
+    let n: String = title
+        .trim_start_matches("Chapter ")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    format!("chapter{n}")
+}
+
 /// Runs the tour and returns the folder it wrote.
 pub fn run(config: &TourConfig) -> Result<PathBuf> {
     if config.name.is_empty() || config.name.contains(['/', '\\']) || config.name == ".." {
@@ -341,14 +406,14 @@ pub fn run(config: &TourConfig) -> Result<PathBuf> {
         chapter5(&dir, config)?,
         chapter6(&dir, config)?,
         chapter7(&dir, config)?,
+        chapter8(&dir, config)?,
     ];
     for s in &stages {
         println!("{}: {}", s.title, s.summary);
     }
     let metrics: serde_json::Map<String, serde_json::Value> = stages
         .iter()
-        .enumerate()
-        .map(|(i, s)| (format!("chapter{}", i + 1), s.metrics.clone()))
+        .map(|s| (chapter_key(s.title), s.metrics.clone()))
         .collect();
     let metrics = serde_json::to_string_pretty(&metrics)
         .map_err(|e| Error::invalid("metrics", e.to_string()))?;

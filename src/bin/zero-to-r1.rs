@@ -36,6 +36,9 @@ enum Command {
     /// policy's most likely move in every cell, and can write one JSON line of metrics per
     /// iteration. Same seed, same numbers.
     Train(TrainArgs),
+    /// The language model (chapters 8–9): fine-tune, evaluate and sample a tiny GPT.
+    #[command(subcommand)]
+    Lm(LmCommand),
     /// Regenerate the book's figures and tables (book/src/generated) from the experiments.
     Figures {
         /// Folder to write into.
@@ -256,6 +259,316 @@ struct TourArgs {
     /// Hide the progress bars.
     #[arg(long)]
     quiet: bool,
+    /// Fine-tuning steps of the language model in chapter 8's stage.
+    #[arg(long, default_value_t = tour::TOUR_SFT_STEPS)]
+    sft_steps: usize,
+    /// Held-out problems in chapter 8's final evaluation.
+    #[arg(long, default_value_t = 100)]
+    lm_eval_problems: usize,
+}
+
+#[derive(Subcommand)]
+enum LmCommand {
+    /// Supervised fine-tuning of a fresh model on synthetic worked solutions, then a held-out
+    /// evaluation.
+    ///
+    /// The training traces are in R1's format, `<think>scratchpad</think><answer>…</answer>`,
+    /// and a configurable fraction of them is flawed (a slip that makes the answer wrong, a
+    /// missing tag). Writes the checkpoint (model.safetensors, model.toml), the whole config
+    /// (config.toml), one JSON line per step (sft.jsonl) and the evaluation (eval.json) into
+    /// --out. Same seed, same model on the CPU.
+    Sft {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Override the number of optimizer steps of the config.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Checkpoint folder [default: runs/lm/TASK/sft].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Evaluate a checkpoint on held-out prompts (never seen in training).
+    ///
+    /// Reports greedy accuracy, pass@k (k samples at the config's temperature), the format
+    /// rate, and the mean response length of correct and of incorrect answers.
+    Eval {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Checkpoint folder [default: runs/lm/TASK/sft].
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
+        /// Override the number of held-out problems.
+        #[arg(long)]
+        problems: Option<usize>,
+        /// Print this many greedy responses.
+        #[arg(long, default_value_t = 5)]
+        show: usize,
+    },
+    /// Measure chapter 8's fine-tuning run for the book (minutes on two cores).
+    ///
+    /// Fine-tunes the config's model from scratch, evaluating on held-out problems along the
+    /// way, and writes the record the book's figures and table are drawn from. Then run
+    /// `zero-to-r1 figures` to redraw them.
+    Measure {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Where to write the record.
+        #[arg(long, default_value = "book/src/generated/ch08/sft_run.json")]
+        out: PathBuf,
+        /// A description of the machine, stored in the record.
+        #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
+        machine: String,
+    },
+    /// Sample responses from a checkpoint and show their rewards.
+    Sample {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Checkpoint folder [default: runs/lm/TASK/sft].
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
+        /// A prompt of the task, e.g. `347+85=` (default: held-out problems).
+        #[arg(long)]
+        prompt: Option<String>,
+        /// How many responses.
+        #[arg(short, long, default_value_t = 4)]
+        n: usize,
+        /// Sampling temperature; 0 is greedy.
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        /// Sample among the k most likely tokens only (0: all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Longest response in tokens.
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+    },
+}
+
+/// What every language-model command shares.
+#[derive(Args)]
+struct LmRunArgs {
+    /// A TOML config file (see configs/); unset keys keep the CPU defaults.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The task: addition, arithmetic or countdown (overrides the config's task.name;
+    /// countdown without --config takes the GPU config, configs/countdown-gpu.toml).
+    #[arg(long)]
+    task: Option<String>,
+    /// Seed of the weights, the data and the samples.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// cpu, or cuda (needs a build with --features cuda and an NVIDIA GPU).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+impl LmRunArgs {
+    fn config(&self) -> Result<zero_to_r1::lm::config::LmConfig> {
+        use zero_to_r1::lm::config::LmConfig;
+        let mut c = match &self.config {
+            Some(path) => LmConfig::from_file(path)?,
+            None => LmConfig::default(),
+        };
+        if let Some(t) = &self.task {
+            zero_to_r1::lm::task::task_by_name(t)?;
+            if *t != c.task.name {
+                c.task.name = t.clone();
+                if t == "countdown" && self.config.is_none() {
+                    c = LmConfig::gpu_default();
+                }
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn checkpoint(&self, given: &Option<PathBuf>, task: &str) -> PathBuf {
+        given
+            .clone()
+            .unwrap_or_else(|| zero_to_r1::lm::checkpoint::default_dir(task))
+    }
+}
+
+fn lm(command: LmCommand) -> Result<()> {
+    use zero_to_r1::lm::{device, eval, generate, reward, task, tokenizer::Tokenizer};
+    match command {
+        LmCommand::Sft { run, steps, out } => {
+            let mut config = run.config()?;
+            if let Some(s) = steps {
+                config.sft.steps = s;
+                config.sft.warmup = config.sft.warmup.min(s);
+            }
+            config.validate()?;
+            let dev = device(&run.device)?;
+            let out = run.checkpoint(&out, &config.task.name);
+            let r = zero_to_r1::lm::run::sft_and_eval(&config, run.seed, &dev, true, Some(&out))?;
+            let s = r.summary(&config);
+            println!(
+                "{} parameters, {} steps in {:.1} s ({:.0} tokens/s); loss {:.3} → {:.3}",
+                s.parameters,
+                s.steps,
+                s.seconds,
+                s.train_tokens_per_second,
+                s.first_loss,
+                s.final_loss
+            );
+            print_eval(&r.eval, config.data.clean_rate());
+            println!("wrote the checkpoint and metrics to {}", out.display());
+            Ok(())
+        }
+        LmCommand::Measure { run, out, machine } => {
+            if run.device != "cpu" {
+                return Err(Error::invalid(
+                    "--device",
+                    "the book's record is measured on the cpu",
+                ));
+            }
+            let config = zero_to_r1::experiments::ch08::Ch08Config {
+                lm: run.config()?,
+                seed: run.seed,
+                ..Default::default()
+            };
+            let bar = tour::progress_bar(config.lm.sft.steps as u64, "8 · SFT", true);
+            let (mut record, _) = zero_to_r1::experiments::ch08::run(&config, |_, loss| {
+                bar.inc(1);
+                bar.set_message(format!("loss {loss:.3}"));
+            })?;
+            bar.finish();
+            record.machine = machine;
+            if run.config.is_some() || run.seed != 0 {
+                record.command = format!("{} (with --config/--seed)", record.command);
+            }
+            let text = serde_json::to_string_pretty(&record)
+                .map_err(|e| Error::invalid("record", e.to_string()))?;
+            zero_to_r1::io::write_atomic(&out, text.as_bytes())?;
+            print!("{}", zero_to_r1::experiments::ch08::table(&record));
+            println!("wrote {}; now run `zero-to-r1 figures`", out.display());
+            Ok(())
+        }
+        LmCommand::Eval {
+            run,
+            checkpoint: ck,
+            problems,
+            show,
+        } => {
+            let (config, model) = load(&run, &ck, device(&run.device)?)?;
+            let mut ec = config.eval;
+            if let Some(n) = problems {
+                ec.problems = n;
+            }
+            let task = config.task()?;
+            let set = eval::heldout(task.as_ref(), ec.problems, config.task.difficulty);
+            let report = eval::evaluate(&model, task.as_ref(), &set, &ec, run.seed)?;
+            for s in report.greedy.iter().take(show) {
+                println!(
+                    "{}  {}  [accuracy {}, format {}]",
+                    s.prompt, s.response, s.accuracy, s.format
+                );
+            }
+            print_eval(&report, config.data.clean_rate());
+            Ok(())
+        }
+        LmCommand::Sample {
+            run,
+            checkpoint: ck,
+            prompt,
+            n,
+            temperature,
+            top_k,
+            max_new_tokens,
+        } => {
+            let (config, model) = load(&run, &ck, device(&run.device)?)?;
+            let t = config.task()?;
+            let problems = match prompt {
+                Some(p) => {
+                    let truth = t
+                        .solve(&task::Problem {
+                            prompt: p.clone(),
+                            truth: String::new(),
+                        })
+                        .answer;
+                    vec![task::Problem { prompt: p, truth }; n]
+                }
+                None => eval::heldout(t.as_ref(), n, config.task.difficulty),
+            };
+            let sc = generate::SampleConfig {
+                temperature,
+                top_k,
+                max_new_tokens,
+            };
+            let tok = Tokenizer;
+            let prompts = problems
+                .iter()
+                .map(|p| tok.encode(&p.prompt))
+                .collect::<Result<Vec<_>>>()?;
+            let start = std::time::Instant::now();
+            let rollout = generate::generate(&model, &prompts, &sc, run.seed)?;
+            let secs = start.elapsed().as_secs_f64();
+            let mut total = 0;
+            for (p, resp) in problems.iter().zip(&rollout.responses) {
+                let text = tok.decode_response(resp);
+                let r = reward::score(t.as_ref(), p, &text, &config.reward);
+                total += resp.len();
+                println!(
+                    "{}{}
+    reward {:.2} (format {}, accuracy {}), {} tokens",
+                    p.prompt,
+                    text,
+                    r.total,
+                    r.format,
+                    r.accuracy,
+                    resp.len()
+                );
+            }
+            println!(
+                "{total} tokens in {secs:.2} s ({:.0} tokens/s)",
+                total as f64 / secs.max(1e-9)
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The config and model of a checkpoint folder (its own config.toml unless --config is given).
+fn load(
+    run: &LmRunArgs,
+    ck: &Option<PathBuf>,
+    dev: zero_to_r1::candle::Device,
+) -> Result<(zero_to_r1::lm::config::LmConfig, zero_to_r1::lm::model::Gpt)> {
+    use zero_to_r1::lm::config::LmConfig;
+    let first = run.config()?;
+    let dir = run.checkpoint(ck, &first.task.name);
+    let saved = dir.join("config.toml");
+    let mut config = if run.config.is_none() && saved.exists() {
+        LmConfig::from_file(&saved)?
+    } else {
+        first
+    };
+    config.model = zero_to_r1::lm::checkpoint::load_config(&dir)?;
+    if let Some(t) = &run.task {
+        config.task.name = t.clone();
+    }
+    config.validate()?;
+    let model = zero_to_r1::lm::checkpoint::load(&dir, &dev)?;
+    Ok((config, model))
+}
+
+fn print_eval(r: &zero_to_r1::lm::eval::EvalReport, clean: f64) {
+    let len = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.1}"));
+    println!(
+        "held-out ({} problems): greedy accuracy {:.1}%, format {:.1}%; pass@{} {:.1}%, sampled accuracy {:.1}%, sampled format {:.1}% (the training traces: {:.0}% clean); mean length correct {} / incorrect {} tokens; sampling {:.0} tokens/s",
+        r.problems,
+        100.0 * r.greedy_accuracy,
+        100.0 * r.format_rate,
+        r.k,
+        100.0 * r.pass_at_k,
+        100.0 * r.sampled_accuracy,
+        100.0 * r.sampled_format_rate,
+        100.0 * clean,
+        len(r.mean_len_correct),
+        len(r.mean_len_incorrect),
+        r.tokens_per_second
+    );
 }
 
 #[derive(Subcommand)]
@@ -576,6 +889,8 @@ fn run(cli: Cli) -> Result<()> {
         out: "runs".into(),
         seed: 1,
         quiet: false,
+        sft_steps: tour::TOUR_SFT_STEPS,
+        lm_eval_problems: 100,
     })) {
         Command::Tour(args) => {
             let config = tour::TourConfig {
@@ -583,6 +898,8 @@ fn run(cli: Cli) -> Result<()> {
                 name: args.name,
                 seed: args.seed,
                 progress: !args.quiet,
+                sft_steps: args.sft_steps,
+                lm_eval_problems: args.lm_eval_problems,
             };
             let dir = tour::run(&config)?;
             println!(
@@ -592,6 +909,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(args) => train(&args),
+        Command::Lm(command) => lm(command),
         Command::House(HouseCommand::Show {
             house,
             max_steps,

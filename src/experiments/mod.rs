@@ -8,6 +8,7 @@ pub mod ch04;
 pub mod ch05;
 pub mod ch06;
 pub mod ch07;
+pub mod ch08;
 
 use std::path::Path;
 
@@ -94,6 +95,13 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
         "exercises.md".into(),
         crate::handout::exercise_table(&exercises).into_bytes(),
     ));
+    let ch8 = ch08::recorded()?;
+    out.extend(
+        ch08::figures(&ch8)?
+            .iter()
+            .map(|(n, svg)| (format!("ch08/{n}.svg"), svg.0.clone().into_bytes())),
+    );
+    out.push(("ch08/sft.md".into(), ch08::table(&ch8).into_bytes()));
     Ok(out)
 }
 

@@ -2,11 +2,14 @@
 #![allow(dead_code)]
 
 use zero_to_r1::advantage::{gae, td_errors};
+use zero_to_r1::candle::Device;
 use zero_to_r1::experiments::ch01::success_probabilities;
 use zero_to_r1::gridworld::ndarray::{Array2, ArrayView2};
 use zero_to_r1::gridworld::rand::rngs::StdRng;
 use zero_to_r1::gridworld::rand::{RngExt, SeedableRng};
 use zero_to_r1::gridworld::Env;
+use zero_to_r1::lm::model::{Gpt, GptConfig};
+use zero_to_r1::lm::tokenizer::Tokenizer;
 
 /// Random rewards and a mask for a batch of 5 episodes of random lengths up to 9.
 pub fn random_batch(seed: u64) -> (Array2<f64>, Array2<f64>) {
@@ -103,4 +106,30 @@ pub fn random_masked(seed: u64, b: usize, t: usize) -> (Vec<Vec<f64>>, Vec<usize
         .map(|_| (0..t).map(|_| rng.random_range(-2.0..2.0)).collect())
         .collect();
     (x, lengths)
+}
+
+/// A tiny GPT configuration for tests.
+pub fn tiny() -> GptConfig {
+    GptConfig {
+        context: 32,
+        d_model: 16,
+        layers: 2,
+        heads: 2,
+        mlp: 24,
+        ..GptConfig::default()
+    }
+}
+
+/// A tiny GPT with seeded weights, on the CPU.
+pub fn model(seed: u64) -> Gpt {
+    Gpt::new(&tiny(), seed, &Device::Cpu).unwrap()
+}
+
+/// Three prompts of different lengths.
+pub fn prompts() -> Vec<Vec<u32>> {
+    let tok = Tokenizer;
+    ["347+85=", "7-3=", "12+9="]
+        .iter()
+        .map(|p| tok.encode(p).unwrap())
+        .collect()
 }

@@ -1,0 +1,356 @@
+//! A small decoder-only transformer (GPT): token and position embeddings, pre-norm blocks of
+//! causal self-attention and an MLP, a final norm and a linear head onto the vocabulary.
+//!
+//! Every operation is an ordinary candle tensor op with a backward pass, so the same code
+//! trains on the CPU and on `Device::Cuda`. Batches use one layout everywhere (sampling,
+//! log-probabilities, fine-tuning): prompts padded on the *left* to a common length, responses
+//! after them; the attention mask hides the padding.
+
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_nn::{Embedding, Linear, VarBuilder, VarMap};
+use gridworld::rand::rngs::StdRng;
+use gridworld::rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::policy::candle_err;
+
+/// The shape of a model.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GptConfig {
+    /// Number of distinct tokens.
+    pub vocab: usize,
+    /// Longest sequence (prompt + response) the model can read.
+    pub context: usize,
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Number of transformer blocks.
+    pub layers: usize,
+    /// Attention heads per block; must divide `d_model`.
+    pub heads: usize,
+    /// Hidden width of each block's MLP.
+    pub mlp: usize,
+}
+
+impl Default for GptConfig {
+    /// The CPU default: 4 blocks of width 128 with 4 heads, about 0.8 M parameters.
+    fn default() -> Self {
+        GptConfig {
+            vocab: crate::lm::tokenizer::Tokenizer.vocab_size(),
+            context: 64,
+            d_model: 128,
+            layers: 4,
+            heads: 4,
+            mlp: 512,
+        }
+    }
+}
+
+impl GptConfig {
+    /// Checks the sizes; errors name the field (`model.heads`, …).
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("model.vocab", self.vocab),
+            ("model.context", self.context),
+            ("model.d_model", self.d_model),
+            ("model.layers", self.layers),
+            ("model.heads", self.heads),
+            ("model.mlp", self.mlp),
+        ];
+        for (key, v) in positive {
+            if v == 0 || v > 1 << 20 {
+                return Err(Error::invalid(key, format!("{v} must be in 1..=1048576")));
+            }
+        }
+        if self.d_model % self.heads != 0 {
+            return Err(Error::invalid(
+                "model.heads",
+                format!(
+                    "{} does not divide model.d_model = {}",
+                    self.heads, self.d_model
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of trainable parameters.
+    pub fn parameters(&self) -> usize {
+        let (v, c, d, m) = (self.vocab, self.context, self.d_model, self.mlp);
+        let block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * m + m) + (m * d + d);
+        v * d + c * d + self.layers * block + 2 * d + d * v
+    }
+}
+
+/// Layer normalisation written with plain tensor ops, so that it has a gradient.
+/// (`candle_nn::LayerNorm` uses a fused kernel without a backward pass.)
+#[derive(Clone, Debug)]
+struct Norm {
+    weight: Tensor,
+    bias: Tensor,
+}
+
+impl Norm {
+    fn new(d: usize, vb: VarBuilder) -> candle_core::Result<Norm> {
+        Ok(Norm {
+            weight: vb.get_with_hints(d, "weight", candle_nn::Init::Const(1.0))?,
+            bias: vb.get_with_hints(d, "bias", candle_nn::Init::Const(0.0))?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let xc = x.broadcast_sub(&mean)?;
+        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
+        xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?
+            .broadcast_mul(&self.weight)?
+            .broadcast_add(&self.bias)
+    }
+}
+
+/// One block's cached keys and values, (B, H, T, d_h) each.
+type KvSlot = Option<(Tensor, Tensor)>;
+type CResult<T> = candle_core::Result<T>;
+
+/// Keys and values of every block for the tokens read so far: reading one more token costs
+/// one row of attention instead of a pass over the whole sequence.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache {
+    layers: Vec<KvSlot>,
+}
+
+impl KvCache {
+    /// An empty cache for a model with `layers` blocks.
+    pub fn new(layers: usize) -> KvCache {
+        KvCache {
+            layers: vec![None; layers],
+        }
+    }
+
+    /// Number of positions cached.
+    pub fn len(&self) -> usize {
+        match self.layers.first() {
+            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// True before the first token.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Attention {
+    qkv: Linear,
+    proj: Linear,
+    heads: usize,
+}
+
+// ANCHOR: attention
+impl Attention {
+    /// Causal self-attention of `x` (B, T, C). `mask` (B, 1, T, T_k) is added to the scores:
+    /// 0 where a query may look, a large negative number where it may not. With a cache, the
+    /// keys and values of earlier positions come from it and the new ones are appended.
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        cache: Option<&mut KvSlot>,
+    ) -> candle_core::Result<Tensor> {
+        let (b, t, c) = x.dims3()?;
+        let dh = c / self.heads;
+        let qkv = self.qkv.forward(x)?;
+        let split = |i: usize| -> candle_core::Result<Tensor> {
+            qkv.narrow(2, i * c, c)?
+                .reshape((b, t, self.heads, dh))?
+                .transpose(1, 2)?
+                .contiguous()
+        };
+        let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
+        if let Some(slot) = cache {
+            if let Some((k0, v0)) = slot.take() {
+                k = Tensor::cat(&[&k0, &k], 2)?;
+                v = Tensor::cat(&[&v0, &v], 2)?;
+            }
+            *slot = Some((k.clone(), v.clone()));
+        }
+        // scores_{ij} = q_i · k_j / √d_h, masked, softmax over j, then a weighted sum of v_j.
+        let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?;
+        let weights = candle_nn::ops::softmax(&scores.broadcast_add(mask)?, D::Minus1)?;
+        let y = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
+        self.proj.forward(&y)
+    }
+}
+// ANCHOR_END: attention
+
+#[derive(Clone, Debug)]
+struct Block {
+    ln1: Norm,
+    attn: Attention,
+    ln2: Norm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+// ANCHOR: block
+impl Block {
+    /// A pre-norm block: x + attention(norm(x)), then x + MLP(norm(x)).
+    fn forward(&self, x: &Tensor, mask: &Tensor, cache: Option<&mut KvSlot>) -> CResult<Tensor> {
+        let x = (x + self.attn.forward(&self.ln1.forward(x)?, mask, cache)?)?;
+        let h = self.fc1.forward(&self.ln2.forward(&x)?)?.gelu()?;
+        x + self.fc2.forward(&h)?
+    }
+}
+// ANCHOR_END: block
+
+/// The transformer. Its parameters live in a [`VarMap`], so they can be saved, loaded and
+/// handed to an optimizer.
+pub struct Gpt {
+    config: GptConfig,
+    tok_emb: Embedding,
+    pos_emb: Embedding,
+    blocks: Vec<Block>,
+    ln_f: Norm,
+    head: Linear,
+    varmap: VarMap,
+    device: Device,
+}
+
+impl Gpt {
+    /// A new model on `device` with weights drawn from `seed` (GPT-2's scheme: normal with
+    /// standard deviation 0.02, the output projections of each block scaled down by
+    /// 1/√(2·layers), biases 0, norms 1).
+    pub fn new(config: &GptConfig, seed: u64, device: &Device) -> Result<Gpt> {
+        config.validate()?;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let c = config;
+        let build = || -> candle_core::Result<Gpt> {
+            let blocks = (0..c.layers)
+                .map(|i| {
+                    let vb = vb.pp(format!("blocks.{i}"));
+                    Ok(Block {
+                        ln1: Norm::new(c.d_model, vb.pp("ln1"))?,
+                        attn: Attention {
+                            qkv: candle_nn::linear(c.d_model, 3 * c.d_model, vb.pp("attn.qkv"))?,
+                            proj: candle_nn::linear(c.d_model, c.d_model, vb.pp("attn.proj"))?,
+                            heads: c.heads,
+                        },
+                        ln2: Norm::new(c.d_model, vb.pp("ln2"))?,
+                        fc1: candle_nn::linear(c.d_model, c.mlp, vb.pp("mlp.fc1"))?,
+                        fc2: candle_nn::linear(c.mlp, c.d_model, vb.pp("mlp.fc2"))?,
+                    })
+                })
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            Ok(Gpt {
+                config: c.clone(),
+                tok_emb: candle_nn::embedding(c.vocab, c.d_model, vb.pp("tok_emb"))?,
+                pos_emb: candle_nn::embedding(c.context, c.d_model, vb.pp("pos_emb"))?,
+                blocks,
+                ln_f: Norm::new(c.d_model, vb.pp("ln_f"))?,
+                head: candle_nn::linear_no_bias(c.d_model, c.vocab, vb.pp("head"))?,
+                varmap: varmap.clone(),
+                device: device.clone(),
+            })
+        };
+        let gpt = build().map_err(candle_err)?;
+        gpt.init(seed)?;
+        Ok(gpt)
+    }
+
+    /// Draws every weight from a generator seeded with `seed`, in name order, so that the
+    /// same seed gives the same model on every machine.
+    fn init(&self, seed: u64) -> Result<()> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let resid = 0.02 / (2.0 * self.config.layers as f64).sqrt();
+        for (name, var) in self.named_vars() {
+            let n = var.elem_count();
+            let values: Vec<f32> = if name.starts_with("blocks.") && name.contains(".ln")
+                || name.starts_with("ln_f")
+            {
+                let one = if name.ends_with("weight") { 1.0 } else { 0.0 };
+                vec![one; n]
+            } else if name.ends_with("bias") {
+                vec![0.0; n]
+            } else {
+                let std = if name.ends_with("proj.weight") || name.ends_with("fc2.weight") {
+                    resid
+                } else {
+                    0.02
+                };
+                (0..n).map(|_| (std * normal(&mut rng)) as f32).collect()
+            };
+            let t = Tensor::from_vec(values, var.shape(), &self.device).map_err(candle_err)?;
+            var.set(&t).map_err(candle_err)?;
+        }
+        Ok(())
+    }
+
+    /// The parameters with their names, sorted by name.
+    pub fn named_vars(&self) -> Vec<(String, candle_core::Var)> {
+        let data = self.varmap.data().lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The parameters, for an optimizer (sorted by name).
+    pub fn vars(&self) -> Vec<candle_core::Var> {
+        self.named_vars().into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The parameter store (for saving and loading).
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &GptConfig {
+        &self.config
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Number of trainable parameters.
+    pub fn parameters(&self) -> usize {
+        self.vars().iter().map(|v| v.elem_count()).sum()
+    }
+
+    /// A fresh cache for generation.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.config.layers)
+    }
+
+    // ANCHOR: forward
+    /// Logits (B, T, V) for tokens (B, T) at positions (B, T) (both `u32`), with the additive
+    /// attention mask (B, 1, T, T_k), where T_k counts the cached positions plus the T new
+    /// ones. Without a cache T_k = T.
+    pub fn forward(
+        &self,
+        tokens: &Tensor,
+        positions: &Tensor,
+        mask: &Tensor,
+        mut cache: Option<&mut KvCache>,
+    ) -> candle_core::Result<Tensor> {
+        let mut x = (self.tok_emb.forward(tokens)? + self.pos_emb.forward(positions)?)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = block.forward(&x, mask, slot)?;
+        }
+        self.head.forward(&self.ln_f.forward(&x)?)
+    }
+    // ANCHOR_END: forward
+}
+
+/// A standard normal number (Box–Muller).
+fn normal(rng: &mut StdRng) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}

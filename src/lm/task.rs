@@ -1,0 +1,664 @@
+//! Tasks whose answers a rule can check: a generator of (prompt, ground truth) pairs with a
+//! difficulty knob, a verifier, and a worked solution for supervised fine-tuning.
+//!
+//! Two tasks: [`Arithmetic`] (multi-digit addition and subtraction with the columns written out
+//! in the scratchpad; the CPU default) and [`Countdown`] (reach a target from given numbers
+//! with + − × ÷; harder, for a GPU).
+
+use gridworld::rand::rngs::StdRng;
+use gridworld::rand::{Rng, RngExt, SeedableRng};
+
+use crate::error::{Error, Result};
+use crate::rollout::derive_seed;
+
+/// One question of a task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// What the model is shown, e.g. `347+85=`.
+    pub prompt: String,
+    /// The ground truth the verifier compares with (for arithmetic the result, for Countdown
+    /// the target; the numbers are in the prompt).
+    pub truth: String,
+}
+
+/// A worked solution: the scratchpad and the answer, without tags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trace {
+    pub think: String,
+    pub answer: String,
+}
+
+impl Trace {
+    /// The response in R1's format: `<think>…</think><answer>…</answer>`.
+    pub fn response(&self) -> String {
+        format!(
+            "<think>{}</think><answer>{}</answer>",
+            self.think, self.answer
+        )
+    }
+}
+
+/// Training prompts and held-out prompts never overlap: every prompt belongs to exactly one
+/// split, decided by a hash of its text (one in ten is held out).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+impl Split {
+    /// The split `prompt` belongs to.
+    pub fn of(prompt: &str) -> Split {
+        // FNV-1a, then one SplitMix64 round: stable across platforms and Rust versions.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in prompt.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        if derive_seed(h, 0) % 10 == 0 {
+            Split::Test
+        } else {
+            Split::Train
+        }
+    }
+}
+
+// ANCHOR: task_trait
+/// A task with verifiable answers.
+pub trait Task: Send + Sync {
+    /// The name used on the command line and in configs.
+    fn name(&self) -> &'static str;
+    /// A problem drawn from `seed` at `difficulty` (same seed, same problem).
+    fn generate(&self, seed: u64, difficulty: usize) -> Problem;
+    /// Is `answer` (the text between the answer tags) correct? Never panics, whatever the text.
+    fn verify(&self, problem: &Problem, answer: &str) -> bool;
+    /// A correct worked solution, for supervised fine-tuning.
+    fn solve(&self, problem: &Problem) -> Trace;
+    /// A worked solution with one slip in the scratchpad that makes the answer wrong.
+    fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace;
+    /// The largest meaningful difficulty.
+    fn max_difficulty(&self) -> usize;
+}
+// ANCHOR_END: task_trait
+
+/// Draws the `i`-th problem of a stream from `seed`, keeping only prompts of `split`: training
+/// data and evaluation can never share a prompt.
+pub fn sample_problem(
+    task: &dyn Task,
+    seed: u64,
+    i: u64,
+    difficulty: usize,
+    split: Split,
+) -> Problem {
+    let mut j = 0u64;
+    loop {
+        let p = task.generate(derive_seed(derive_seed(seed, i), j), difficulty);
+        if Split::of(&p.prompt) == split {
+            return p;
+        }
+        j += 1;
+    }
+}
+
+/// The task called `name` (`arithmetic` or `countdown`).
+pub fn task_by_name(name: &str) -> Result<Box<dyn Task>> {
+    match name {
+        "arithmetic" => Ok(Box::new(Arithmetic)),
+        "addition" => Ok(Box::new(Addition)),
+        "countdown" => Ok(Box::new(Countdown)),
+        _ => Err(Error::invalid(
+            "task",
+            format!("{name:?}; choose arithmetic, addition or countdown"),
+        )),
+    }
+}
+
+/// The names of all tasks.
+pub const TASKS: [&str; 3] = ["arithmetic", "addition", "countdown"];
+
+// ---------------------------------------------------------------------------------------------
+// Arithmetic
+
+/// Addition and subtraction of numbers with up to `difficulty` digits, written with leading
+/// zeros to exactly `difficulty` digits so that every prompt of a difficulty has the same
+/// shape. The scratchpad works column by column from the right, writing each column as
+/// `a+b+c=dcC` (digits, carry in, result digit, carry out; for subtraction `a-b-c=dcC` with a
+/// borrow): `347+085=` becomes
+///
+/// ```text
+/// <think>7+5+0=2c1,4+8+1=3c1,3+0+1=4c0</think><answer>432</answer>
+/// ```
+///
+/// Every column has the same width, so the answer is the result digits read backwards
+/// (without leading zeros).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Arithmetic;
+
+fn digits_rev(mut x: u64, n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|_| {
+            let d = x % 10;
+            x /= 10;
+            d
+        })
+        .collect()
+}
+
+fn n_digits(x: u64) -> usize {
+    x.to_string().len()
+}
+
+/// The `n` columns of `a op b`: (digit of a, digit of b, carry in, result digit, carry out).
+fn columns(a: u64, b: u64, op: char, n: usize) -> Vec<[u64; 5]> {
+    let n = n.max(n_digits(a)).max(n_digits(b));
+    let (da, db) = (digits_rev(a, n), digits_rev(b, n));
+    let mut carry = 0;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let (d, c) = if op == '+' {
+            let s = da[i] + db[i] + carry;
+            (s % 10, s / 10)
+        } else {
+            let s = da[i] as i64 - db[i] as i64 - carry as i64;
+            if s < 0 {
+                ((s + 10) as u64, 1)
+            } else {
+                (s as u64, 0)
+            }
+        };
+        out.push([da[i], db[i], carry, d, c]);
+        carry = c;
+    }
+    out
+}
+
+/// The answer a scratchpad's columns lead to: the digits read backwards, with the last
+/// carry of an addition in front, without leading zeros.
+fn read_answer(cols: &[[u64; 5]], op: char) -> String {
+    let mut s = String::new();
+    if op == '+' && cols.last().map(|c| c[4]) == Some(1) {
+        s.push('1');
+    }
+    for c in cols.iter().rev() {
+        s.push(char::from(b'0' + c[3] as u8));
+    }
+    let t = s.trim_start_matches('0');
+    if t.is_empty() {
+        "0".into()
+    } else {
+        t.into()
+    }
+}
+
+fn write_columns(cols: &[[u64; 5]], op: char) -> String {
+    cols.iter()
+        .map(|[a, b, c, d, k]| format!("{a}{op}{b}{op}{c}={d}c{k}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses an arithmetic prompt `a+b=` or `a-b=`: the numbers, the operation and the number
+/// of columns (the wider operand's width, leading zeros included).
+fn parse_arithmetic(prompt: &str) -> Option<(u64, char, u64, usize)> {
+    let body = prompt.strip_suffix('=')?;
+    let at = body.find(['+', '-'])?;
+    let op = body[at..].chars().next()?;
+    let (x, y) = (&body[..at], &body[at + 1..]);
+    if x.len() > 18 || y.len() > 18 {
+        return None;
+    }
+    Some((x.parse().ok()?, op, y.parse().ok()?, x.len().max(y.len())))
+}
+
+fn random_number(rng: &mut dyn Rng, digits: usize) -> u64 {
+    let lo = if digits == 1 {
+        0
+    } else {
+        10u64.pow(digits as u32 - 1)
+    };
+    rng.random_range(lo..10u64.pow(digits as u32))
+}
+
+/// A problem of `d`-digit arithmetic: addition, or (if `subtract`) addition or subtraction.
+fn arithmetic_problem(seed: u64, d: usize, subtract: bool) -> Problem {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let op = if subtract && rng.random_bool(0.5) {
+        '-'
+    } else {
+        '+'
+    };
+    let na = rng.random_range(1..=d);
+    let nb = rng.random_range(1..=d);
+    let mut a = random_number(&mut rng, na);
+    let mut b = random_number(&mut rng, nb);
+    if op == '-' && a < b {
+        std::mem::swap(&mut a, &mut b);
+    }
+    let result = if op == '+' { a + b } else { a - b };
+    Problem {
+        prompt: format!("{a:0d$}{op}{b:0d$}="),
+        truth: result.to_string(),
+    }
+}
+
+impl Task for Arithmetic {
+    fn name(&self) -> &'static str {
+        "arithmetic"
+    }
+
+    fn generate(&self, seed: u64, difficulty: usize) -> Problem {
+        arithmetic_problem(seed, difficulty.clamp(1, self.max_difficulty()), true)
+    }
+
+    fn verify(&self, problem: &Problem, answer: &str) -> bool {
+        let a = answer.trim();
+        if a.is_empty() || a.len() > 40 || !a.bytes().all(|c| c.is_ascii_digit()) {
+            return false;
+        }
+        let a = a.trim_start_matches('0');
+        let a = if a.is_empty() { "0" } else { a };
+        a == problem.truth
+    }
+
+    fn solve(&self, problem: &Problem) -> Trace {
+        match parse_arithmetic(&problem.prompt) {
+            Some((a, op, b, n)) => {
+                let cols = columns(a, b, op, n);
+                Trace {
+                    think: write_columns(&cols, op),
+                    answer: read_answer(&cols, op),
+                }
+            }
+            None => Trace {
+                think: String::new(),
+                answer: problem.truth.clone(),
+            },
+        }
+    }
+
+    fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace {
+        let Some((a, op, b, n)) = parse_arithmetic(&problem.prompt) else {
+            return self.solve(problem);
+        };
+        let mut cols = columns(a, b, op, n);
+        let right = read_answer(&cols, op);
+        // One column's result digit is written wrong; the answer is read from the (wrong)
+        // scratchpad. A slip in a leading zero column could vanish from the answer, so retry.
+        for _ in 0..16 {
+            let mut c = cols.clone();
+            let k = rng.random_range(0..c.len());
+            c[k][3] = (c[k][3] + rng.random_range(1..10)) % 10;
+            if read_answer(&c, op) != right {
+                cols = c;
+                break;
+            }
+        }
+        Trace {
+            think: write_columns(&cols, op),
+            answer: read_answer(&cols, op),
+        }
+    }
+
+    fn max_difficulty(&self) -> usize {
+        9
+    }
+}
+
+/// [`Arithmetic`] with addition only: half as many column facts to learn.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Addition;
+
+impl Task for Addition {
+    fn name(&self) -> &'static str {
+        "addition"
+    }
+
+    fn generate(&self, seed: u64, difficulty: usize) -> Problem {
+        arithmetic_problem(seed, difficulty.clamp(1, self.max_difficulty()), false)
+    }
+
+    fn verify(&self, problem: &Problem, answer: &str) -> bool {
+        Arithmetic.verify(problem, answer)
+    }
+
+    fn solve(&self, problem: &Problem) -> Trace {
+        Arithmetic.solve(problem)
+    }
+
+    fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace {
+        Arithmetic.slip(problem, rng)
+    }
+
+    fn max_difficulty(&self) -> usize {
+        Arithmetic.max_difficulty()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Countdown
+
+/// Countdown: reach the target from the given numbers with `+ - * /` and parentheses, each
+/// number used at most once. `difficulty` is how many numbers (2 to 6). The prompt lists the
+/// numbers and the target, `3,7,25,50 to 71=`; the scratchpad is one operation per step,
+/// `25+50=75,75-7=68,68+3=71`, and the answer an expression, `((25+50)-7)+3`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Countdown;
+
+/// The numbers and target of a Countdown prompt.
+pub fn parse_countdown(prompt: &str) -> Option<(Vec<i64>, i64)> {
+    let body = prompt.strip_suffix('=')?;
+    let (nums, target) = body.split_once(" to ")?;
+    let nums = nums
+        .split(',')
+        .map(|x| x.parse().ok())
+        .collect::<Option<Vec<i64>>>()?;
+    Some((nums, target.parse().ok()?))
+}
+
+/// Numbers, and a target reached by combining them in drawing order with random operations.
+fn countdown_numbers(seed: u64, difficulty: usize) -> (Vec<i64>, i64) {
+    let n = difficulty.clamp(2, 6);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let nums: Vec<i64> = (0..n)
+        .map(|_| {
+            if rng.random_bool(0.2) {
+                25 * rng.random_range(1..=4)
+            } else {
+                rng.random_range(1..=12)
+            }
+        })
+        .collect();
+    let mut cur = nums[0];
+    for &x in &nums[1..] {
+        let mut ops = vec!['+'];
+        if cur > x {
+            ops.push('-');
+        }
+        if cur * x <= 1000 && x > 1 {
+            ops.push('*');
+        }
+        if x > 1 && cur % x == 0 {
+            ops.push('/');
+        }
+        let op = ops[rng.random_range(0..ops.len())];
+        let z = match op {
+            '+' => cur + x,
+            '-' => cur - x,
+            '*' => cur * x,
+            _ => cur / x,
+        };
+        cur = z;
+    }
+    (nums, cur)
+}
+
+impl Task for Countdown {
+    fn name(&self) -> &'static str {
+        "countdown"
+    }
+
+    fn generate(&self, seed: u64, difficulty: usize) -> Problem {
+        let (mut nums, target) = countdown_numbers(seed, difficulty);
+        nums.sort_unstable();
+        let list = nums
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        Problem {
+            prompt: format!("{list} to {target}="),
+            truth: target.to_string(),
+        }
+    }
+
+    fn verify(&self, problem: &Problem, answer: &str) -> bool {
+        let Some((nums, target)) = parse_countdown(&problem.prompt) else {
+            return false;
+        };
+        match evaluate(answer) {
+            Some((value, used)) => {
+                value == Rational::from(target) && uses_at_most_once(&used, &nums)
+            }
+            None => false,
+        }
+    }
+
+    fn solve(&self, problem: &Problem) -> Trace {
+        // Re-derive the steps: search the seed-free way, by trying every combination in order.
+        let Some((nums, target)) = parse_countdown(&problem.prompt) else {
+            return Trace {
+                think: String::new(),
+                answer: problem.truth.clone(),
+            };
+        };
+        match search(&nums, target) {
+            Some((steps, expr)) => Trace {
+                think: steps,
+                answer: expr,
+            },
+            None => Trace {
+                think: String::new(),
+                answer: problem.truth.clone(),
+            },
+        }
+    }
+
+    fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace {
+        let mut t = self.solve(problem);
+        // The last step's result is miscounted, and the answer claims the wrong number.
+        let off = rng.random_range(1..=3);
+        if let Some(pos) = t.think.rfind('=') {
+            if let Ok(z) = t.think[pos + 1..].parse::<i64>() {
+                t.think = format!("{}={}", &t.think[..pos], z + off);
+            }
+        }
+        t.answer = format!("{}+{}", t.answer, off);
+        t
+    }
+
+    fn max_difficulty(&self) -> usize {
+        6
+    }
+}
+
+/// Depth-first search for a left-to-right chain of operations reaching `target`, using
+/// every number: (the steps as text, the expression). Small inputs only (≤ 6 numbers).
+fn search(nums: &[i64], target: i64) -> Option<(String, String)> {
+    fn go(
+        cur: i64,
+        expr: String,
+        rest: &[i64],
+        target: i64,
+        steps: &mut Vec<String>,
+    ) -> Option<String> {
+        if rest.is_empty() {
+            return (cur == target).then_some(expr);
+        }
+        for i in 0..rest.len() {
+            let x = rest[i];
+            let mut others = rest.to_vec();
+            others.remove(i);
+            let cands = [
+                ('+', Some(cur + x)),
+                ('-', (cur > x).then(|| cur - x)),
+                ('*', (x > 1 && cur * x <= 100_000).then(|| cur * x)),
+                ('/', (x > 1 && cur % x == 0).then(|| cur / x)),
+            ];
+            for (op, z) in cands {
+                let Some(z) = z else { continue };
+                let e = if expr.contains(['+', '-', '*', '/']) {
+                    format!("({expr}){op}{x}")
+                } else {
+                    format!("{expr}{op}{x}")
+                };
+                steps.push(format!("{cur}{op}{x}={z}"));
+                if let Some(found) = go(z, e, &others, target, steps) {
+                    return Some(found);
+                }
+                steps.pop();
+            }
+        }
+        None
+    }
+    for i in 0..nums.len() {
+        let mut rest = nums.to_vec();
+        let first = rest.remove(i);
+        let mut steps = Vec::new();
+        if let Some(expr) = go(first, first.to_string(), &rest, target, &mut steps) {
+            return Some((steps.join(","), expr));
+        }
+    }
+    None
+}
+
+fn uses_at_most_once(used: &[i64], available: &[i64]) -> bool {
+    let mut pool = available.to_vec();
+    for u in used {
+        match pool.iter().position(|x| x == u) {
+            Some(i) => {
+                pool.swap_remove(i);
+            }
+            None => return false,
+        }
+    }
+    true
+}
+
+// ANCHOR: rational
+/// An exact fraction p/q with q > 0, in lowest terms; every operation is checked, so an
+/// overflow is "not a valid answer", never a wrong one or a panic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rational {
+    pub num: i128,
+    pub den: i128,
+}
+
+impl From<i64> for Rational {
+    fn from(x: i64) -> Self {
+        Rational {
+            num: x as i128,
+            den: 1,
+        }
+    }
+}
+
+fn gcd(mut a: i128, mut b: i128) -> i128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs()
+}
+
+impl Rational {
+    /// The fraction num/den in lowest terms; `None` for a zero denominator or an overflow.
+    pub fn new(num: i128, den: i128) -> Option<Rational> {
+        if den == 0 {
+            return None;
+        }
+        let g = gcd(num, den).max(1);
+        let (mut n, mut d) = (num / g, den / g);
+        if d < 0 {
+            n = n.checked_neg()?;
+            d = d.checked_neg()?;
+        }
+        Some(Rational { num: n, den: d })
+    }
+
+    /// a op b, exactly; `None` on division by zero or overflow.
+    pub fn apply(self, op: char, b: Rational) -> Option<Rational> {
+        let (p, q, r, s) = (self.num, self.den, b.num, b.den);
+        match op {
+            '+' => Rational::new(
+                p.checked_mul(s)?.checked_add(r.checked_mul(q)?)?,
+                q.checked_mul(s)?,
+            ),
+            '-' => Rational::new(
+                p.checked_mul(s)?.checked_sub(r.checked_mul(q)?)?,
+                q.checked_mul(s)?,
+            ),
+            '*' => Rational::new(p.checked_mul(r)?, q.checked_mul(s)?),
+            '/' => Rational::new(p.checked_mul(s)?, q.checked_mul(r)?),
+            _ => None,
+        }
+    }
+}
+// ANCHOR_END: rational
+
+/// The longest expression [`evaluate`] accepts, and its deepest nesting of parentheses.
+pub const MAX_EXPRESSION_LEN: usize = 200;
+const MAX_DEPTH: usize = 32;
+
+// ANCHOR: evaluate
+/// Evaluates an arithmetic expression of non-negative integers, `+ - * /` and parentheses
+/// exactly: its value and the numbers it uses. `None` for anything else (unknown characters,
+/// unbalanced parentheses, division by zero, overflow, more than [`MAX_EXPRESSION_LEN`]
+/// characters or 32 nested parentheses).
+pub fn evaluate(text: &str) -> Option<(Rational, Vec<i64>)> {
+    let s: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    if s.is_empty() || s.len() > MAX_EXPRESSION_LEN {
+        return None;
+    }
+    let mut p = Parser {
+        s: &s,
+        at: 0,
+        used: Vec::new(),
+    };
+    let v = p.expr(0)?;
+    (p.at == s.len()).then_some((v, p.used))
+}
+
+/// Recursive descent: expr = term (('+'|'-') term)*, term = atom (('*'|'/') atom)*,
+/// atom = number | '(' expr ')'.
+struct Parser<'a> {
+    s: &'a [u8],
+    at: usize,
+    used: Vec<i64>,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.at).copied()
+    }
+
+    fn expr(&mut self, depth: usize) -> Option<Rational> {
+        let mut v = self.term(depth)?;
+        while let Some(op @ (b'+' | b'-')) = self.peek() {
+            self.at += 1;
+            v = v.apply(op as char, self.term(depth)?)?;
+        }
+        Some(v)
+    }
+
+    fn term(&mut self, depth: usize) -> Option<Rational> {
+        let mut v = self.atom(depth)?;
+        while let Some(op @ (b'*' | b'/')) = self.peek() {
+            self.at += 1;
+            v = v.apply(op as char, self.atom(depth)?)?;
+        }
+        Some(v)
+    }
+
+    fn atom(&mut self, depth: usize) -> Option<Rational> {
+        match self.peek()? {
+            b'(' if depth < MAX_DEPTH => {
+                self.at += 1;
+                let v = self.expr(depth + 1)?;
+                (self.peek()? == b')').then(|| self.at += 1)?;
+                Some(v)
+            }
+            c if c.is_ascii_digit() => {
+                let start = self.at;
+                while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    self.at += 1;
+                }
+                let n: i64 = std::str::from_utf8(&self.s[start..self.at])
+                    .ok()?
+                    .parse()
+                    .ok()?;
+                self.used.push(n);
+                Some(Rational::from(n))
+            }
+            _ => None,
+        }
+    }
+}
+// ANCHOR_END: evaluate

@@ -1,0 +1,296 @@
+//! Tokenizer, tasks, verifiers and rule rewards, including attempts to game them.
+
+use zero_to_r1::lm::data::{self, DataConfig, Flaw};
+use zero_to_r1::lm::eval::heldout;
+use zero_to_r1::lm::reward::{extract_answer, format_ok, score, RewardWeights};
+use zero_to_r1::lm::task::{
+    evaluate, sample_problem, task_by_name, Arithmetic, Countdown, Problem, Rational, Split, Task,
+};
+use zero_to_r1::lm::tokenizer::{Tokenizer, ANSWER, EOS, PAD, THINK};
+use zero_to_r1::rand::rngs::StdRng;
+use zero_to_r1::rand::SeedableRng;
+
+#[test]
+fn tokenizer_round_trips_and_rejects_unknown_characters() {
+    let tok = Tokenizer;
+    let text = "347+85=<think>7+5+0=2c1</think><answer>432</answer><eos>";
+    let ids = tok.encode(text).unwrap();
+    assert_eq!(ids[7], THINK);
+    assert_eq!(*ids.last().unwrap(), EOS);
+    assert_eq!(tok.decode(&ids).unwrap(), text);
+    let all: Vec<u32> = (0..tok.vocab_size() as u32).collect();
+    assert_eq!(tok.encode(&tok.decode(&all).unwrap()).unwrap(), all);
+    for bad in ["3×4", "<thinking>", "A", "é", "<"] {
+        let e = tok.encode(bad).unwrap_err().to_string();
+        assert!(
+            e.contains("not in the tokenizer's vocabulary"),
+            "{bad}: {e}"
+        );
+    }
+    assert!(tok.decode(&[tok.vocab_size() as u32]).is_err());
+    // A response is read up to end-of-sequence, padding skipped, and never fails.
+    assert_eq!(tok.decode_response(&[ANSWER, 6, EOS, 7, PAD]), "<answer>0");
+    assert_eq!(tok.decode_response(&[9999]), "?");
+}
+
+#[test]
+fn the_arithmetic_scratchpad_by_hand() {
+    let p = Problem {
+        prompt: "347+85=".into(),
+        truth: "432".into(),
+    };
+    let t = Arithmetic.solve(&p);
+    assert_eq!(t.think, "7+5+0=2c1,4+8+1=3c1,3+0+1=4c0");
+    assert_eq!(t.answer, "432");
+    let p = Problem {
+        prompt: "503-78=".into(),
+        truth: "425".into(),
+    };
+    let t = Arithmetic.solve(&p);
+    assert_eq!(t.think, "3-8-0=5c1,0-7-1=2c1,5-0-1=4c0");
+    assert_eq!(t.answer, "425");
+    let p = Problem {
+        prompt: "99+1=".into(),
+        truth: "100".into(),
+    };
+    assert_eq!(Arithmetic.solve(&p).answer, "100");
+    let p = Problem {
+        prompt: "5-5=".into(),
+        truth: "0".into(),
+    };
+    assert_eq!(Arithmetic.solve(&p).answer, "0");
+}
+
+#[test]
+fn generated_problems_are_solved_and_slips_are_wrong() {
+    for task in ["arithmetic", "addition", "countdown"] {
+        let task = task_by_name(task).unwrap();
+        let mut rng = StdRng::seed_from_u64(0);
+        for seed in 0..200 {
+            let d = 1 + (seed as usize) % task.max_difficulty();
+            let p = task.generate(seed, d);
+            assert_eq!(task.generate(seed, d), p, "same seed, same problem");
+            let t = task.solve(&p);
+            assert!(task.verify(&p, &t.answer), "{p:?} {t:?}");
+            Tokenizer.encode(&p.prompt).unwrap();
+            Tokenizer.encode(&t.response()).unwrap();
+            let s = task.slip(&p, &mut rng);
+            assert!(!task.verify(&p, &s.answer), "{p:?} {s:?}");
+        }
+    }
+}
+
+#[test]
+fn training_and_heldout_prompts_never_overlap() {
+    let train: std::collections::HashSet<String> = (0..3000)
+        .map(|i| sample_problem(&Arithmetic, 5, i, 2, Split::Train).prompt)
+        .collect();
+    let test = heldout(&Arithmetic, 200, 2);
+    assert_eq!(test.len(), 200);
+    assert!(test.iter().all(|p| !train.contains(&p.prompt)));
+    assert!(test.iter().all(|p| Split::of(&p.prompt) == Split::Test));
+}
+
+#[test]
+fn arithmetic_verifier() {
+    let p = Problem {
+        prompt: "347+85=".into(),
+        truth: "432".into(),
+    };
+    for (a, ok) in [
+        ("432", true),
+        (" 432 ", true),
+        ("0432", true),
+        ("433", false),
+        ("", false),
+        ("4 32", false),
+        ("432+0", false),
+        ("-432", false),
+        (&"9".repeat(500), false),
+    ] {
+        assert_eq!(Arithmetic.verify(&p, a), ok, "{a:?}");
+    }
+}
+
+#[test]
+fn countdown_expressions_are_evaluated_exactly() {
+    let v = evaluate;
+    assert_eq!(v("((25+50)-7)+3").unwrap().0, Rational::from(71));
+    assert_eq!(v("2*3+4").unwrap().0, Rational::from(10));
+    assert_eq!(v("2*(3+4)").unwrap().0, Rational::from(14));
+    assert_eq!(v("7/2*2").unwrap().0, Rational::from(7));
+    assert_eq!(v("1/3+1/6").unwrap().0, Rational::new(1, 2).unwrap());
+    assert_eq!(v("10-2-3").unwrap().0, Rational::from(5));
+    assert_eq!(v("8/4/2").unwrap().0, Rational::from(1));
+    assert_eq!(v("3 * 4").unwrap().1, vec![3, 4]);
+    for bad in [
+        "",
+        "1/0",
+        "5/(3-3)",
+        "(1+2",
+        "1+2)",
+        "1++2",
+        "2x3",
+        "-3+5",
+        "()",
+        "99999999999999999999",
+        "1<answer>2",
+    ] {
+        assert!(v(bad).is_none(), "{bad:?}");
+    }
+    // Deep nesting and huge products are refused, not a stack overflow or an overflow panic.
+    assert!(v(&format!("{}1{}", "(".repeat(5000), ")".repeat(5000))).is_none());
+    let big = vec!["999999999"; 19].join("*");
+    assert!(v(&big).is_none());
+}
+
+#[test]
+fn countdown_verifier_uses_each_number_at_most_once() {
+    let p = Problem {
+        prompt: "3,7,25,50 to 71=".into(),
+        truth: "71".into(),
+    };
+    assert!(Countdown.verify(&p, "((25+50)-7)+3"));
+    assert!(Countdown.verify(&p, "50+25-7+3"));
+    assert!(!Countdown.verify(&p, "50+25-7+3+0"), "0 is not given");
+    assert!(!Countdown.verify(&p, "50+7+7+7"), "7 reused");
+    assert!(!Countdown.verify(&p, "50+25-7"), "wrong value");
+    assert!(!Countdown.verify(&p, "71"), "71 is not given");
+    assert!(!Countdown.verify(&p, "50+21"), "21 is not given");
+    let p2 = Problem {
+        prompt: "2,2,5 to 9=".into(),
+        truth: "9".into(),
+    };
+    assert!(
+        Countdown.verify(&p2, "2+2+5"),
+        "a number given twice may be used twice"
+    );
+    assert!(!Countdown.verify(&p2, "2+2+2+3"));
+    let garbage = Problem {
+        prompt: "junk".into(),
+        truth: "1".into(),
+    };
+    assert!(!Countdown.verify(&garbage, "1"));
+}
+
+#[test]
+fn format_reward_is_strict() {
+    assert!(format_ok("<think>x</think><answer>4</answer>"));
+    assert!(format_ok("<think></think><answer>4</answer>"));
+    for bad in [
+        "<think>x</think><answer></answer>",
+        "<think>x</think><answer> </answer>",
+        "<think>x</think> <answer>4</answer>",
+        "<think>x</think><answer>4</answer>!",
+        "x<think>x</think><answer>4</answer>",
+        "<think>x</think><answer>4</answer><answer>5</answer>",
+        "<think>x<think>y</think><answer>4</answer>",
+        "<answer>4</answer>",
+        "<think>x</think>",
+        "",
+    ] {
+        assert!(!format_ok(bad), "{bad:?}");
+    }
+}
+
+#[test]
+fn rewards_cannot_be_gamed() {
+    let task = Arithmetic;
+    let p = Problem {
+        prompt: "347+85=".into(),
+        truth: "432".into(),
+    };
+    let w = RewardWeights::default();
+    let r = score(
+        &task,
+        &p,
+        "<think>7+5+0=2c1</think><answer>432</answer>",
+        &w,
+    );
+    assert_eq!((r.format, r.accuracy), (1.0, 1.0));
+    assert!((r.total - (w.format + w.accuracy)).abs() < 1e-12);
+    let r = score(&task, &p, "<think>x</think><answer>431</answer>", &w);
+    assert_eq!((r.format, r.accuracy, r.total), (1.0, 0.0, w.format));
+    let ramble: String = "1+".repeat(5000) + "432";
+    let hacks = [
+        "<think>x</think><answer>432</answer><answer>432</answer>",
+        "<think>x</think><answer>431</answer><answer>432</answer>",
+        "<think>x</think>432",
+        "432",
+        "<think>x</think><answer></answer>",
+        "<think><answer>432</answer></think>",
+        "<think>x</think><answer>432</answer>432",
+        "<think>x</think><answer>432",
+        "<think>x</think><answer><think>432</answer>",
+        ramble.as_str(),
+    ];
+    for h in hacks {
+        let r = score(&task, &p, h, &w);
+        assert_eq!(r.accuracy, 0.0, "{h:.60}");
+    }
+    // A 10,000-token ramble, made of real tokens, inside well-formed tags: no accuracy, no panic.
+    let long = format!(
+        "<think>{}</think><answer>{}</answer>",
+        "7+".repeat(5000),
+        "1".repeat(5000)
+    );
+    assert_eq!(score(&task, &p, &long, &w).accuracy, 0.0);
+    let cd = Problem {
+        prompt: "3,7,25,50 to 71=".into(),
+        truth: "71".into(),
+    };
+    for h in [
+        "<think>x</think><answer>71</answer>",
+        "<think>x</think><answer>50+7+7+7</answer>",
+        "<think>x</think><answer>50+25-7+3)</answer>",
+        "<think>x</think><answer>50/0+71</answer>",
+        long.as_str(),
+    ] {
+        assert_eq!(score(&Countdown, &cd, h, &w).accuracy, 0.0, "{h:.60}");
+    }
+    assert_eq!(
+        score(
+            &Countdown,
+            &cd,
+            "<think>x</think><answer>50+25-7+3</answer>",
+            &w
+        )
+        .accuracy,
+        1.0
+    );
+    assert_eq!(extract_answer("<answer> 12 </answer>\n"), Some(" 12 "));
+}
+
+#[test]
+fn flawed_traces_come_at_the_configured_rates() {
+    let config = DataConfig {
+        slip_rate: 0.3,
+        missing_tag_rate: 0.1,
+    };
+    let examples = data::batch(&Arithmetic, 3, &config, 1, 0, 2000);
+    let count = |f: Flaw| examples.iter().filter(|e| e.flaw == f).count() as f64 / 2000.0;
+    assert!((count(Flaw::Slip) - 0.3).abs() < 0.04);
+    assert!((count(Flaw::MissingTag) - 0.1).abs() < 0.03);
+    let w = RewardWeights::default();
+    for e in &examples {
+        let r = score(&Arithmetic, &e.problem, &e.response, &w);
+        match e.flaw {
+            Flaw::None => assert_eq!((r.format, r.accuracy), (1.0, 1.0)),
+            Flaw::Slip => assert_eq!((r.format, r.accuracy), (1.0, 0.0), "{}", e.response),
+            Flaw::MissingTag => assert_eq!(r.format, 0.0),
+        }
+        assert_eq!(Split::of(&e.problem.prompt), Split::Train);
+    }
+    assert!(DataConfig {
+        slip_rate: 0.8,
+        missing_tag_rate: 0.3
+    }
+    .validate()
+    .is_err());
+    assert!(DataConfig {
+        slip_rate: -0.1,
+        missing_tag_rate: 0.0
+    }
+    .validate()
+    .is_err());
+}
