@@ -20,7 +20,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// A book chapter could not be turned into a notebook.
+    /// A source file is malformed: a book chapter that cannot become a notebook, or a
+    /// broken exercise marker in the library.
     Book {
         file: PathBuf,
         line: usize,

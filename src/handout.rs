@@ -419,6 +419,7 @@ pub fn write_handout(
             ),
         ));
     }
+    // Broken or duplicate exercise markers stop the handout before anything is written.
     exercises(root)?;
     let stubbed: Vec<u32> = if with_solutions {
         Vec::new()
