@@ -48,6 +48,23 @@ impl Aggregation {
     }
 }
 
+impl Aggregation {
+    // ANCHOR: share
+    /// The weight of a part of a batch when the batch is processed in parts (gradient
+    /// accumulation): a part with `rows` of the batch's `total_rows` responses and `steps` of
+    /// its `total_steps` real steps. Summing `share · aggregate(part)` over the parts gives
+    /// `aggregate(batch)` exactly, so the gradient does not depend on how the batch was cut.
+    pub fn share(self, rows: usize, total_rows: usize, steps: f64, total_steps: f64) -> f64 {
+        match self {
+            // A mean over steps: each part's mean counts by its number of steps.
+            Aggregation::StepMean => steps / total_steps.max(1.0),
+            // A mean over responses of per-response numbers: each part by its responses.
+            _ => rows as f64 / total_rows.max(1) as f64,
+        }
+    }
+    // ANCHOR_END: share
+}
+
 impl fmt::Display for Aggregation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -123,31 +123,47 @@ impl Opt {
         vars: &[candle_core::Var],
         max_norm: Option<f64>,
     ) -> candle_core::Result<f64> {
-        let mut grads = loss.backward()?;
-        let mut total = 0.0;
-        for v in vars {
-            if let Some(g) = grads.get(v.as_tensor()) {
-                total += g
-                    .sqr()?
-                    .sum_all()?
-                    .to_dtype(candle_core::DType::F64)?
-                    .to_scalar::<f64>()?;
-            }
-        }
-        let norm = total.sqrt();
-        if let Some(max) = max_norm.filter(|&m| norm > m) {
-            let scale = max / (norm + 1e-12);
-            for v in vars {
-                if let Some(g) = grads.remove(v.as_tensor()) {
-                    grads.insert(v.as_tensor(), (g * scale)?);
-                }
+        let mut store = loss.backward()?;
+        let mut grads: Vec<Option<candle_core::Tensor>> =
+            vars.iter().map(|v| store.remove(v.as_tensor())).collect();
+        let norm = clip_gradients(&mut grads, max_norm)?;
+        for (v, g) in vars.iter().zip(grads) {
+            if let Some(g) = g {
+                store.insert(v.as_tensor(), g);
             }
         }
         match self {
-            Opt::Sgd(o) => o.step(&grads)?,
-            Opt::Adam(o) => o.step(&grads)?,
+            Opt::Sgd(o) => o.step(&store)?,
+            Opt::Adam(o) => o.step(&store)?,
         }
         Ok(norm)
     }
     // ANCHOR_END: clipped_step
 }
+
+// ANCHOR: clip_gradients
+/// Rescales `grads` (one per parameter; `None` where a parameter got no gradient) in place so
+/// that their global L2 norm ‖g‖ = √(Σ g²) is at most `max_norm`, if given, and returns the
+/// norm before rescaling. The direction is kept; only a too-long step is shortened.
+pub fn clip_gradients(
+    grads: &mut [Option<candle_core::Tensor>],
+    max_norm: Option<f64>,
+) -> candle_core::Result<f64> {
+    let mut total = 0.0;
+    for g in grads.iter().flatten() {
+        total += g
+            .sqr()?
+            .sum_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_scalar::<f64>()?;
+    }
+    let norm = total.sqrt();
+    if let Some(max) = max_norm.filter(|&m| norm > m) {
+        let scale = max / (norm + 1e-12);
+        for g in grads.iter_mut().flatten() {
+            *g = (&*g * scale)?;
+        }
+    }
+    Ok(norm)
+}
+// ANCHOR_END: clip_gradients

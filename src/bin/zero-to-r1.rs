@@ -319,6 +319,45 @@ enum LmCommand {
         #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
         machine: String,
     },
+    /// R1-Zero on a laptop: fine-tune, then train with GRPO (or Dr. GRPO) on rule rewards.
+    ///
+    /// Fine-tunes a fresh model (or loads --sft), then samples G responses to each of B
+    /// training prompts per step, scores them with the format and accuracy rules, and
+    /// updates the policy with the clipped GRPO loss and a β-weighted k3 penalty to the
+    /// frozen SFT model. Writes into --out: `sft/` (the SFT checkpoint), `grpo/` (config,
+    /// reference, one JSON line of metrics per step in metrics.jsonl, checkpoints) and
+    /// summary.json (held-out accuracy before and after). Every setting is in the config's
+    /// [grpo] section (see configs/addition-cpu.toml); the flags override a few. Interrupted?
+    /// Run the same command with --resume: it continues from the latest checkpoint and gives
+    /// the same numbers as an uninterrupted run.
+    R1Zero {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// grpo (÷std, per-response mean) or dr-grpo (no ÷std, constant normaliser).
+        #[arg(long)]
+        algo: Option<String>,
+        /// Override grpo.steps.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Override sft.steps.
+        #[arg(long)]
+        sft_steps: Option<usize>,
+        /// Override grpo.beta, the weight of the KL penalty to the SFT model.
+        #[arg(long)]
+        beta: Option<f64>,
+        /// Override grpo.epochs (μ).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Start from this SFT checkpoint folder instead of fine-tuning.
+        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+        sft: Option<PathBuf>,
+        /// Run folder [default: runs/lm/TASK/r1-zero].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Continue the run in --out from its latest checkpoint (its own config is used).
+        #[arg(long)]
+        resume: bool,
+    },
     /// Sample responses from a checkpoint and show their rewards.
     Sample {
         #[command(flatten)]
@@ -443,6 +482,74 @@ fn lm(command: LmCommand) -> Result<()> {
             zero_to_r1::io::write_atomic(&out, text.as_bytes())?;
             print!("{}", zero_to_r1::experiments::ch08::table(&record));
             println!("wrote {}; now run `zero-to-r1 figures`", out.display());
+            Ok(())
+        }
+        LmCommand::R1Zero {
+            run,
+            algo,
+            steps,
+            sft_steps,
+            beta,
+            epochs,
+            sft,
+            out,
+            resume,
+        } => {
+            use zero_to_r1::lm::run::{r1_zero, Start};
+            let mut config = run.config()?;
+            if let Some(a) = &algo {
+                config.grpo.set_algo(a)?;
+            }
+            if let Some(s) = steps {
+                config.grpo.steps = s;
+                config.grpo.warmup = config.grpo.warmup.min(s);
+            }
+            if let Some(s) = sft_steps {
+                config.sft.steps = s;
+                config.sft.warmup = config.sft.warmup.min(s);
+            }
+            if let Some(b) = beta {
+                config.grpo.beta = b;
+            }
+            if let Some(e) = epochs {
+                config.grpo.epochs = e;
+            }
+            config.validate()?;
+            let dev = device(&run.device)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from("runs/lm")
+                    .join(&config.task.name)
+                    .join("r1-zero")
+            });
+            let start = match (&sft, resume) {
+                (_, true) => Start::Resume,
+                (Some(dir), false) => Start::Checkpoint(dir),
+                (None, false) => Start::Sft,
+            };
+            let clock = std::time::Instant::now();
+            let (s, _) = r1_zero(&config, run.seed, &dev, true, &out, start)?;
+            let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+            println!(
+                "{} parameters; SFT {} steps in {:.0} s, GRPO {} steps in {:.0} s ({:.0} s in all)",
+                s.parameters,
+                s.sft_steps,
+                s.sft_seconds,
+                s.grpo_steps,
+                s.grpo_seconds,
+                clock.elapsed().as_secs_f64()
+            );
+            println!(
+                "held-out greedy accuracy {} → {} ({:+.1} points); format {} → {}; pass@{} {} → {}",
+                pct(s.before.greedy_accuracy),
+                pct(s.after.greedy_accuracy),
+                s.lift_points,
+                pct(s.before.format_rate),
+                pct(s.after.format_rate),
+                config.eval.k,
+                pct(s.before.pass_at_k),
+                pct(s.after.pass_at_k)
+            );
+            println!("wrote the run to {}", out.display());
             Ok(())
         }
         LmCommand::Eval {

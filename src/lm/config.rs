@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::io::read_text;
 use crate::lm::data::DataConfig;
 use crate::lm::eval::EvalConfig;
+use crate::lm::grpo::GrpoLmConfig;
 use crate::lm::model::GptConfig;
 use crate::lm::reward::RewardWeights;
 use crate::lm::sft::SftConfig;
@@ -45,6 +46,7 @@ pub struct LmConfig {
     pub sft: SftConfig,
     pub eval: EvalConfig,
     pub reward: RewardWeights,
+    pub grpo: GrpoLmConfig,
 }
 
 impl LmConfig {
@@ -108,7 +110,8 @@ impl LmConfig {
         self.data.validate()?;
         self.sft.validate()?;
         self.eval.validate()?;
-        self.reward.validate()
+        self.reward.validate()?;
+        self.grpo.validate()
     }
 
     /// The config of the GPU run: Countdown with four numbers on a model of about 25 M

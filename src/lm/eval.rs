@@ -156,6 +156,37 @@ pub fn respond(
     Ok((out, generated))
 }
 
+/// The headline numbers of greedy responses.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GreedySummary {
+    /// Fraction of problems answered correctly.
+    pub accuracy: f64,
+    /// Fraction of responses in exactly the right format.
+    pub format_rate: f64,
+    /// Mean length in tokens of the correct and of the incorrect responses (`None` if none).
+    pub len_correct: Option<f64>,
+    pub len_incorrect: Option<f64>,
+}
+
+/// Summarises scored responses.
+pub fn greedy_summary(scored: &[Scored]) -> GreedySummary {
+    let n = scored.len().max(1) as f64;
+    let mean_len = |correct: bool| {
+        let picked: Vec<f64> = scored
+            .iter()
+            .filter(|s| (s.accuracy > 0.0) == correct)
+            .map(|s| s.tokens as f64)
+            .collect();
+        (!picked.is_empty()).then(|| picked.iter().sum::<f64>() / picked.len() as f64)
+    };
+    GreedySummary {
+        accuracy: scored.iter().map(|s| s.accuracy).sum::<f64>() / n,
+        format_rate: scored.iter().map(|s| s.format).sum::<f64>() / n,
+        len_correct: mean_len(true),
+        len_incorrect: mean_len(false),
+    }
+}
+
 // ANCHOR: evaluate
 /// Evaluates `model` on `problems`: one greedy response each, and `config.k` samples each for
 /// pass@k.
@@ -198,31 +229,17 @@ pub fn evaluate(
         .filter(|group| group.iter().any(|s| s.accuracy > 0.0))
         .count();
     let n = problems.len() as f64;
-    let mean = |xs: Vec<usize>| {
-        (!xs.is_empty()).then(|| xs.iter().sum::<usize>() as f64 / xs.len() as f64)
-    };
+    let summary = greedy_summary(&greedy);
     Ok(EvalReport {
         problems: problems.len(),
-        greedy_accuracy: greedy.iter().map(|s| s.accuracy).sum::<f64>() / n,
-        format_rate: greedy.iter().map(|s| s.format).sum::<f64>() / n,
+        greedy_accuracy: summary.accuracy,
+        format_rate: summary.format_rate,
         k: config.k,
         pass_at_k: solved as f64 / n,
         sampled_accuracy: samples.iter().map(|s| s.accuracy).sum::<f64>() / samples.len() as f64,
         sampled_format_rate: samples.iter().map(|s| s.format).sum::<f64>() / samples.len() as f64,
-        mean_len_correct: mean(
-            greedy
-                .iter()
-                .filter(|s| s.accuracy > 0.0)
-                .map(|s| s.tokens)
-                .collect(),
-        ),
-        mean_len_incorrect: mean(
-            greedy
-                .iter()
-                .filter(|s| s.accuracy == 0.0)
-                .map(|s| s.tokens)
-                .collect(),
-        ),
+        mean_len_correct: summary.len_correct,
+        mean_len_incorrect: summary.len_incorrect,
         tokens_per_second: generated as f64 / start.elapsed().as_secs_f64().max(1e-9),
         greedy,
     })

@@ -6,11 +6,13 @@
 //! task ──► prompt ──► generate (policy = GPT) ──► response ──► reward (format, accuracy)
 //! ```
 
+pub mod adamw;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod eval;
 pub mod generate;
+pub mod grpo;
 pub mod model;
 pub mod reward;
 pub mod run;

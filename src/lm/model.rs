@@ -322,6 +322,17 @@ impl Gpt {
         self.vars().iter().map(|v| v.elem_count()).sum()
     }
 
+    /// An independent copy with the same weights (e.g. a frozen reference of a policy about
+    /// to be trained).
+    pub fn copy(&self) -> Result<Gpt> {
+        let other = Gpt::new(&self.config, 0, &self.device)?;
+        for ((_, to), (_, from)) in other.named_vars().iter().zip(self.named_vars()) {
+            to.set(&from.as_tensor().copy().map_err(candle_err)?)
+                .map_err(candle_err)?;
+        }
+        Ok(other)
+    }
+
     /// A fresh cache for generation.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.config.layers)

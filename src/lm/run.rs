@@ -11,6 +11,7 @@ use crate::io::write_atomic;
 use crate::lm::checkpoint;
 use crate::lm::config::LmConfig;
 use crate::lm::eval::{evaluate, heldout, EvalReport};
+use crate::lm::grpo::{self, GrpoStep, GrpoTrainer};
 use crate::lm::model::Gpt;
 use crate::lm::sft::{self, SftReport};
 use crate::tour::progress_bar;
@@ -131,3 +132,149 @@ pub fn sft_and_eval(
     Ok(run)
 }
 // ANCHOR_END: sft_and_eval
+
+/// The numbers of an R1-Zero run (SFT, then GRPO), written to `summary.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct R1ZeroSummary {
+    pub task: String,
+    pub parameters: usize,
+    /// `grpo`, `dr-grpo`, or the config's own choices.
+    pub aggregation: String,
+    pub scale_by_std: bool,
+    pub sft_steps: usize,
+    pub grpo_steps: usize,
+    pub sft_seconds: f64,
+    pub grpo_seconds: f64,
+    /// Held-out evaluation of the SFT model (before RL) and of the RL model (after).
+    pub before: EvalSummary,
+    pub after: EvalSummary,
+    /// Greedy accuracy after minus before, in points.
+    pub lift_points: f64,
+}
+
+/// The held-out numbers of one model.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalSummary {
+    pub greedy_accuracy: f64,
+    pub format_rate: f64,
+    pub pass_at_k: f64,
+    pub sampled_accuracy: f64,
+    pub mean_len_correct: Option<f64>,
+    pub mean_len_incorrect: Option<f64>,
+}
+
+impl From<&EvalReport> for EvalSummary {
+    fn from(e: &EvalReport) -> Self {
+        EvalSummary {
+            greedy_accuracy: e.greedy_accuracy,
+            format_rate: e.format_rate,
+            pass_at_k: e.pass_at_k,
+            sampled_accuracy: e.sampled_accuracy,
+            mean_len_correct: e.mean_len_correct,
+            mean_len_incorrect: e.mean_len_incorrect,
+        }
+    }
+}
+
+/// Where the SFT model of an R1-Zero run comes from.
+pub enum Start<'a> {
+    /// Fine-tune a fresh model first (into `OUT/sft`).
+    Sft,
+    /// Load this SFT checkpoint folder.
+    Checkpoint(&'a Path),
+    /// Continue the GRPO run saved in `OUT/grpo`.
+    Resume,
+}
+
+/// A progress bar for a GRPO run, showing the headline numbers.
+pub fn grpo_progress(steps: usize, done: usize, label: &str, show: bool) -> impl FnMut(&GrpoStep) {
+    let bar = progress_bar(steps as u64, label, show);
+    bar.set_position(done as u64);
+    let mut heldout = String::new();
+    move |m: &GrpoStep| {
+        bar.inc(1);
+        if let Some(h) = &m.heldout {
+            heldout = format!(" · held-out {:.0}%", 100.0 * h.accuracy);
+        }
+        bar.set_message(format!(
+            "reward {:.2} · acc {:.0}% · KL(ref) {:.3} · len {:.0}{}",
+            m.reward,
+            100.0 * m.accuracy,
+            m.kl_ref,
+            m.mean_len,
+            heldout
+        ));
+        if m.step + 1 == steps {
+            bar.finish();
+        }
+    }
+}
+
+// ANCHOR: r1_zero
+/// The whole R1-Zero-style run into the folder `out`: the SFT model (fine-tuned into
+/// `out/sft`, loaded, or taken from an interrupted run), then GRPO as `config.grpo` says into
+/// `out/grpo` (metrics, checkpoints, `--resume`), then the held-out evaluation of both models
+/// in `out/summary.json`.
+pub fn r1_zero(
+    config: &LmConfig,
+    seed: u64,
+    device: &Device,
+    progress: bool,
+    out: &Path,
+    start: Start,
+) -> Result<(R1ZeroSummary, Gpt)> {
+    config.validate()?;
+    let task = config.task()?;
+    let problems = heldout(task.as_ref(), config.eval.problems, config.task.difficulty);
+    let sft_dir = out.join("sft");
+    let grpo_dir = out.join("grpo");
+    let (mut trainer, sft_seconds, before) = match start {
+        Start::Sft => {
+            let run = sft_and_eval(config, seed, device, progress, Some(&sft_dir))?;
+            let before = EvalSummary::from(&run.eval);
+            let reference = run.model.copy()?;
+            let t = GrpoTrainer::new(run.model, reference, config, seed)?;
+            (t, run.sft.seconds, before)
+        }
+        Start::Checkpoint(dir) => {
+            let policy = checkpoint::load(dir, device)?;
+            let report = evaluate(&policy, task.as_ref(), &problems, &config.eval, seed)?;
+            let reference = policy.copy()?;
+            let t = GrpoTrainer::new(policy, reference, config, seed)?;
+            (t, 0.0, EvalSummary::from(&report))
+        }
+        Start::Resume => {
+            let t = GrpoTrainer::resume(&grpo_dir, device)?;
+            let report = evaluate(&t.reference, task.as_ref(), &problems, &t.config.eval, seed)?;
+            (t, 0.0, EvalSummary::from(&report))
+        }
+    };
+    let config = trainer.config.clone();
+    let observer = grpo_progress(config.grpo.steps, trainer.step, "9 · GRPO", progress);
+    grpo::train(&mut trainer, &grpo_dir, config.grpo.steps, observer)?;
+    let report = evaluate(
+        &trainer.policy,
+        task.as_ref(),
+        &problems,
+        &config.eval,
+        seed,
+    )?;
+    let after = EvalSummary::from(&report);
+    let summary = R1ZeroSummary {
+        task: config.task.name.clone(),
+        parameters: trainer.policy.parameters(),
+        aggregation: config.grpo.aggregation.clone(),
+        scale_by_std: config.grpo.scale_by_std,
+        sft_steps: config.sft.steps,
+        grpo_steps: config.grpo.steps,
+        sft_seconds,
+        grpo_seconds: trainer.seconds,
+        before,
+        after,
+        lift_points: 100.0 * (after.greedy_accuracy - before.greedy_accuracy),
+    };
+    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
+    write_atomic(&out.join("summary.json"), text.as_bytes())?;
+    Ok((summary, trainer.policy))
+}
+// ANCHOR_END: r1_zero

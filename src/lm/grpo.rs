@@ -1,0 +1,914 @@
+//! GRPO and Dr. GRPO on the language model (chapter 9): the cat's algorithm with a GPT as the
+//! policy and a prompt as the question.
+//!
+//! ```text
+//! B prompts ──► G responses each (KV-cache sampling) ──► rule rewards ──► group_advantages
+//!     ──► μ epochs × minibatches of grpo_loss (clip + β·k3 to the frozen SFT model) ──► AdamW
+//! ```
+//!
+//! The advantages, the loss and its aggregation are the library's shared functions
+//! ([`group_advantages`], [`per_step`], [`grpo_loss`], [`Aggregation`]), the same ones that
+//! trained the cat in chapters 6 and 7. Everything random in step s is drawn from seeds
+//! derived from (seed, s), so the state of a run is its parameters, its optimizer's moments
+//! and the step number: a run stopped and resumed from a checkpoint continues exactly.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use gridworld::ndarray::Array2;
+use gridworld::rand::rngs::StdRng;
+use gridworld::rand::seq::SliceRandom;
+use gridworld::rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::advantage::{frac_reward_zero_std, group_advantages, per_step};
+use crate::algo::clip_gradients;
+use crate::error::{Error, Result};
+use crate::io::{read_text, write_atomic};
+use crate::lm::adamw::AdamW;
+use crate::lm::checkpoint;
+use crate::lm::config::LmConfig;
+use crate::lm::eval::{greedy_summary, heldout, respond, GreedySummary};
+use crate::lm::generate::{generate, response_logp, Rollout, SampleConfig};
+use crate::lm::model::Gpt;
+use crate::lm::reward::score;
+use crate::lm::task::{sample_problem, Problem, Split, Task};
+use crate::lm::tokenizer::Tokenizer;
+use crate::objective::{approx_kl, clip_frac, grpo_loss, Aggregation};
+use crate::policy::candle_err;
+use crate::rollout::derive_seed;
+
+// ANCHOR: config
+/// The `[grpo]` section of a config: how to train the language model with GRPO.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoLmConfig {
+    /// Rollout–update cycles.
+    pub steps: usize,
+    /// B: prompts (questions) per step.
+    pub prompts: usize,
+    /// G: responses sampled per prompt; at least 2, since they are scored against each other.
+    pub group_size: usize,
+    /// μ: passes over each step's responses.
+    pub epochs: usize,
+    /// Optimizer steps per pass: the B·G responses are shuffled and cut into this many
+    /// minibatches. With μ = 1 and one minibatch the update is exactly on-policy.
+    pub minibatches: usize,
+    /// Responses per forward/backward pass (0: a whole minibatch at once). Only memory
+    /// depends on it: the gradients of the parts are added up before the step, weighted so
+    /// that the result equals the whole minibatch's gradient.
+    pub micro_batch: usize,
+    /// ε of the ratio clip.
+    pub clip: f64,
+    /// β: weight of the k3 penalty on the KL to the reference (the SFT model); 0 = none.
+    pub beta: f64,
+    /// Divide each group's centred rewards by its standard deviation (GRPO) or not (Dr. GRPO).
+    pub scale_by_std: bool,
+    /// How per-token losses are combined: `response-mean` (GRPO), `token-mean`, or
+    /// `constant:L` (Dr. GRPO, L = the generation budget).
+    pub aggregation: String,
+    /// Learning rate of AdamW (constant after the warm-up).
+    pub lr: f64,
+    /// Steps of linear learning-rate warm-up.
+    pub warmup: usize,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Gradients are rescaled to at most this global norm.
+    pub max_grad_norm: f64,
+    /// Sampling temperature of the rollouts (> 0: the answers of a group must differ).
+    pub temperature: f64,
+    /// Longest response, end-of-sequence included.
+    pub max_new_tokens: usize,
+    /// Evaluate greedy accuracy on held-out problems every this many steps (0: only at the end).
+    pub eval_every: usize,
+    /// Held-out problems of those evaluations.
+    pub eval_problems: usize,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: usize,
+}
+// ANCHOR_END: config
+
+impl Default for GrpoLmConfig {
+    fn default() -> Self {
+        GrpoLmConfig {
+            steps: 200,
+            prompts: 8,
+            group_size: 8,
+            epochs: 1,
+            minibatches: 2,
+            micro_batch: 0,
+            clip: 0.2,
+            beta: 0.04,
+            scale_by_std: true,
+            aggregation: "response-mean".into(),
+            lr: 1e-3,
+            warmup: 10,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            temperature: 1.0,
+            max_new_tokens: 48,
+            eval_every: 25,
+            eval_problems: 200,
+            checkpoint_every: 50,
+        }
+    }
+}
+
+impl GrpoLmConfig {
+    /// The aggregation, parsed.
+    pub fn aggregation(&self) -> Result<Aggregation> {
+        self.aggregation
+            .parse()
+            .map_err(|e: Error| Error::invalid("grpo.aggregation", e.to_string()))
+    }
+
+    /// Switches to an algorithm's choices: `grpo` (÷std, `response-mean`) or `dr-grpo`
+    /// (no ÷std, `constant:max_new_tokens`).
+    pub fn set_algo(&mut self, algo: &str) -> Result<()> {
+        match algo {
+            "grpo" => {
+                self.scale_by_std = true;
+                self.aggregation = "response-mean".into();
+            }
+            "dr-grpo" => {
+                self.scale_by_std = false;
+                self.aggregation = format!("constant:{}", self.max_new_tokens);
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "--algo",
+                    format!("{algo:?}; choose grpo or dr-grpo"),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Responses per step, B · G.
+    pub fn responses(&self) -> usize {
+        self.prompts * self.group_size
+    }
+
+    /// Checks the values; errors name the key (`grpo.clip`, …).
+    pub fn validate(&self) -> Result<()> {
+        let key = |k: &str| format!("grpo.{k}");
+        for (k, v) in [
+            ("steps", self.steps),
+            ("prompts", self.prompts),
+            ("epochs", self.epochs),
+            ("minibatches", self.minibatches),
+            ("max_new_tokens", self.max_new_tokens),
+            ("eval_problems", self.eval_problems),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid(key(k), "must be at least 1"));
+            }
+        }
+        if self.group_size < 2 {
+            return Err(Error::invalid(
+                key("group_size"),
+                format!(
+                    "{}: a group needs at least 2 responses to compare them with each other",
+                    self.group_size
+                ),
+            ));
+        }
+        if self.minibatches > self.responses() {
+            return Err(Error::invalid(
+                key("minibatches"),
+                format!(
+                    "{} is more than the {} responses of a step",
+                    self.minibatches,
+                    self.responses()
+                ),
+            ));
+        }
+        for (k, v) in [("clip", self.clip), ("max_grad_norm", self.max_grad_norm)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(Error::invalid(key(k), format!("{v} must be positive")));
+            }
+        }
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
+            return Err(Error::invalid(
+                key("lr"),
+                format!("{} must be in (0, 1]", self.lr),
+            ));
+        }
+        if !(self.beta >= 0.0 && self.beta.is_finite()) {
+            return Err(Error::invalid(
+                key("beta"),
+                format!("{} must be ≥ 0", self.beta),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.weight_decay) {
+            return Err(Error::invalid(
+                key("weight_decay"),
+                format!("{} must be in [0, 1]", self.weight_decay),
+            ));
+        }
+        if !(self.temperature > 0.0 && self.temperature <= 10.0) {
+            return Err(Error::invalid(
+                key("temperature"),
+                format!(
+                    "{} must be in (0, 10]: greedy answers would all be the same",
+                    self.temperature
+                ),
+            ));
+        }
+        self.aggregation().map(|_| ())
+    }
+
+    /// The learning rate at `step`: linear warm-up, then constant.
+    pub fn learning_rate(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            self.lr * (step + 1) as f64 / self.warmup as f64
+        } else {
+            self.lr
+        }
+    }
+}
+
+// ANCHOR: scored
+/// One step's responses, scored, in the common layout: everything the loss needs.
+pub struct ScoredBatch {
+    /// The sampled responses (tokens, π_old log-probs, mask).
+    pub rollout: Rollout,
+    /// (B·G, R) `f32`: log π_ref of each response token under the frozen reference.
+    pub ref_logp: Tensor,
+    /// (B·G, R) `f32`: each response's group advantage on each of its tokens, 0 on padding.
+    pub advantages: Tensor,
+    /// Each response's total reward, with its components.
+    pub rewards: Vec<crate::lm::reward::Reward>,
+}
+// ANCHOR_END: scored
+
+// ANCHOR: token_advantages
+/// The advantage of every response token (B·G, R) from one reward per response, grouped G
+/// at a time, and the response mask (B·G, R): the group advantage of the response
+/// (÷ the group's std if `scale_by_std`) on each of its real tokens, 0 on padding.
+pub fn token_advantages(
+    rewards: &[f64],
+    group_size: usize,
+    scale_by_std: bool,
+    mask: &Tensor,
+) -> Result<Tensor> {
+    // ANCHOR: ex_9_1 (2 points) Token-level advantages: group_advantages of the rewards, then each response's advantage on its real tokens (per_step).
+    let adv = group_advantages(rewards, group_size, scale_by_std)?;
+    let device = mask.device().clone();
+    let mask = mask
+        .to_dtype(DType::F64)
+        .and_then(|m| m.to_vec2::<f64>())
+        .map_err(candle_err)?;
+    let (b, r) = (mask.len(), mask.first().map_or(0, Vec::len));
+    let mask = Array2::from_shape_fn((b, r), |(i, t)| mask[i][t]);
+    let steps = per_step(&adv, mask.view())?;
+    let flat: Vec<f32> = steps.iter().map(|&x| x as f32).collect();
+    Tensor::from_vec(flat, (b, r), &device).map_err(candle_err)
+    // ANCHOR_END: ex_9_1
+}
+// ANCHOR_END: token_advantages
+
+/// A slice of a scored batch: some of its rows, trimmed to their longest response.
+pub struct Part {
+    pub tokens: Tensor,
+    pub prompt_len: usize,
+    pub pads: Vec<usize>,
+    pub old_logp: Tensor,
+    pub ref_logp: Tensor,
+    pub advantages: Tensor,
+    pub mask: Tensor,
+}
+
+impl ScoredBatch {
+    /// The rows `rows` of the batch, as tensors on the policy's device, without the padding
+    /// columns that none of them uses.
+    pub fn part(&self, rows: &[usize]) -> Result<Part> {
+        let ro = &self.rollout;
+        let device = ro.tokens.device();
+        let r = rows
+            .iter()
+            .map(|&i| ro.responses[i].len())
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let p = ro.prompt_len;
+        let idx = Tensor::from_vec(
+            rows.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+            rows.len(),
+            device,
+        )
+        .map_err(candle_err)?;
+        let pick = |t: &Tensor, cols: usize| -> Result<Tensor> {
+            t.index_select(&idx, 0)
+                .and_then(|x| x.narrow(1, 0, cols))
+                .and_then(|x| x.contiguous())
+                .map_err(candle_err)
+        };
+        let on = |t: &Tensor| t.to_device(device).map_err(candle_err);
+        Ok(Part {
+            tokens: pick(&ro.tokens, p + r)?,
+            prompt_len: p,
+            pads: rows.iter().map(|&i| ro.pads[i]).collect(),
+            old_logp: pick(&ro.logp, r)?,
+            ref_logp: pick(&on(&self.ref_logp)?, r)?,
+            advantages: pick(&on(&self.advantages)?, r)?,
+            mask: pick(&ro.mask, r)?,
+        })
+    }
+}
+
+// ANCHOR: part_loss
+/// The GRPO loss of a part of a scored batch under the current `policy`, aggregated over the
+/// part alone, with the part's per-token log-probabilities (and entropies, if asked).
+pub fn part_loss(
+    policy: &Gpt,
+    part: &Part,
+    clip: f64,
+    beta: f64,
+    how: Aggregation,
+    with_entropy: bool,
+) -> Result<(Tensor, Tensor, Option<Tensor>)> {
+    // ANCHOR: ex_9_2 (3 points) The GRPO loss of a part: log π_θ of its response tokens (response_logp), then grpo_loss with the part's old and reference log-probs, advantages and mask.
+    let (logp, entropy) = response_logp(
+        policy,
+        &part.tokens,
+        part.prompt_len,
+        &part.pads,
+        with_entropy,
+    )?;
+    let loss = grpo_loss(
+        &logp,
+        &part.old_logp,
+        &part.ref_logp,
+        &part.advantages,
+        &part.mask,
+        clip,
+        beta,
+        how,
+    )
+    .map_err(candle_err)?;
+    Ok((loss, logp, entropy))
+    // ANCHOR_END: ex_9_2
+}
+// ANCHOR_END: part_loss
+
+/// What one step saw and did: one JSON line of `metrics.jsonl`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrpoStep {
+    pub step: usize,
+    /// Mean total reward of the step's responses, and its two components.
+    pub reward: f64,
+    pub reward_format: f64,
+    pub reward_accuracy: f64,
+    /// Fraction of responses with a correct answer (= `reward_accuracy`).
+    pub accuracy: f64,
+    /// Fraction of responses in exactly the right format.
+    pub format_rate: f64,
+    /// Fraction of groups whose rewards were all equal: they teach nothing.
+    pub frac_reward_zero_std: f64,
+    /// k3 estimate of KL(π_old ‖ π) at the moment of each optimizer step, averaged: how far
+    /// the policy had moved from the one that sampled (0 for the first minibatch).
+    pub approx_kl: f64,
+    /// Fraction of tokens whose ratio was outside [1 − ε, 1 + ε] during the update.
+    pub clip_frac: f64,
+    /// k3 estimate of KL(π_old ‖ π_ref) per token: how far the sampling policy is from the
+    /// reference.
+    pub kl_ref: f64,
+    /// Mean entropy of the policy per response token, in nats.
+    pub entropy: f64,
+    pub loss: f64,
+    /// Gradient norm before clipping, mean over the step's optimizer steps.
+    pub grad_norm: f64,
+    pub lr: f64,
+    /// Mean length in tokens of all responses, of the correct and of the incorrect ones.
+    pub mean_len: f64,
+    pub len_correct: Option<f64>,
+    pub len_incorrect: Option<f64>,
+    /// Fraction of responses cut off by `max_new_tokens` before end-of-sequence.
+    pub truncated: f64,
+    pub sample_tokens_per_second: f64,
+    pub train_tokens_per_second: f64,
+    /// Seconds since the run started (resumed runs continue the count).
+    pub seconds: f64,
+    /// Held-out greedy evaluation, on the steps where it ran (after the step's update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heldout: Option<GreedySummary>,
+}
+
+/// The state saved with a checkpoint besides the weights and the optimizer's moments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Steps done; the next step is this one.
+    pub step: usize,
+    pub seed: u64,
+    pub seconds: f64,
+}
+
+/// The prompt stream of GRPO, separate from SFT's.
+const PROMPTS: u64 = 0x6772_706F;
+
+/// A GRPO run in memory: the policy, the frozen reference, the optimizer and the step.
+pub struct GrpoTrainer {
+    pub policy: Gpt,
+    pub reference: Gpt,
+    pub config: LmConfig,
+    pub seed: u64,
+    /// Steps done.
+    pub step: usize,
+    /// Seconds spent before this process (for resumed runs).
+    pub seconds: f64,
+    opt: AdamW,
+    task: Box<dyn Task>,
+}
+
+impl GrpoTrainer {
+    /// A run starting at step 0 from `policy`, held to `reference` (usually both the SFT
+    /// model: two copies, one trained, one frozen).
+    pub fn new(policy: Gpt, reference: Gpt, config: &LmConfig, seed: u64) -> Result<Self> {
+        config.validate()?;
+        if policy.config() != reference.config() {
+            return Err(Error::invalid(
+                "reference",
+                "the reference model must have the policy's shape",
+            ));
+        }
+        let opt = AdamW::new(
+            policy.named_vars(),
+            config.grpo.lr,
+            config.grpo.weight_decay,
+        )?;
+        Ok(GrpoTrainer {
+            task: config.task()?,
+            policy,
+            reference,
+            config: config.clone(),
+            seed,
+            step: 0,
+            seconds: 0.0,
+            opt,
+        })
+    }
+
+    /// The B problems of step `step` (training split only), fixed by the seed.
+    pub fn problems(&self, step: usize) -> Vec<Problem> {
+        let b = self.config.grpo.prompts;
+        (0..b)
+            .map(|i| {
+                sample_problem(
+                    self.task.as_ref(),
+                    derive_seed(self.seed, PROMPTS),
+                    (step * b + i) as u64,
+                    self.config.task.difficulty,
+                    Split::Train,
+                )
+            })
+            .collect()
+    }
+
+    // ANCHOR: rollout
+    /// Samples G responses to each of the step's B prompts from the current policy and
+    /// scores them: rewards, group advantages on every token, reference log-probabilities.
+    pub fn rollout(&self, step: usize) -> Result<ScoredBatch> {
+        let g = &self.config.grpo;
+        let tok = Tokenizer;
+        let problems = self.problems(step);
+        let mut prompts = Vec::with_capacity(g.responses());
+        for p in &problems {
+            let ids = tok.encode(&p.prompt)?;
+            prompts.extend(std::iter::repeat_n(ids, g.group_size));
+        }
+        let sampling = SampleConfig {
+            temperature: g.temperature,
+            top_k: 0,
+            max_new_tokens: g.max_new_tokens,
+        };
+        let rollout = generate(
+            &self.policy,
+            &prompts,
+            &sampling,
+            derive_seed(self.seed, step as u64),
+        )?;
+        let rewards: Vec<_> = rollout
+            .responses
+            .iter()
+            .enumerate()
+            .map(|(i, resp)| {
+                let text = tok.decode_response(resp);
+                score(
+                    self.task.as_ref(),
+                    &problems[i / g.group_size],
+                    &text,
+                    &self.config.reward,
+                )
+            })
+            .collect();
+        let totals: Vec<f64> = rewards.iter().map(|r| r.total).collect();
+        let advantages = token_advantages(&totals, g.group_size, g.scale_by_std, &rollout.mask)?;
+        let ref_logp = self.reference_logp(&rollout)?;
+        Ok(ScoredBatch {
+            rollout,
+            ref_logp,
+            advantages,
+            rewards,
+        })
+    }
+    // ANCHOR_END: rollout
+
+    /// log π_ref of every response token, in micro-batches, without a gradient.
+    fn reference_logp(&self, rollout: &Rollout) -> Result<Tensor> {
+        let n = rollout.responses.len();
+        let chunk = match self.config.grpo.micro_batch {
+            0 => n,
+            m => m,
+        };
+        let r = rollout.response_len();
+        let mut parts = Vec::new();
+        for start in (0..n).step_by(chunk) {
+            let len = chunk.min(n - start);
+            let tokens = rollout.tokens.narrow(0, start, len).map_err(candle_err)?;
+            let (logp, _) = response_logp(
+                &self.reference,
+                &tokens,
+                rollout.prompt_len,
+                &rollout.pads[start..start + len],
+                false,
+            )?;
+            parts.push(logp.detach().narrow(1, 0, r).map_err(candle_err)?);
+        }
+        Tensor::cat(&parts, 0).map_err(candle_err)
+    }
+
+    // ANCHOR: step
+    /// One GRPO step: rollout, then μ passes over the responses in minibatches, each
+    /// minibatch one AdamW step on the accumulated gradient of its parts. A loss or gradient
+    /// that is not finite stops with an error naming the step; the policy is then not
+    /// updated by that minibatch.
+    pub fn step(&mut self) -> Result<GrpoStep> {
+        let started = Instant::now();
+        let step = self.step;
+        let g = self.config.grpo.clone();
+        let how = g.aggregation()?;
+        let batch = self.rollout(step)?;
+        let sample_secs = started.elapsed().as_secs_f64();
+        let n = batch.rollout.responses.len();
+        let lengths: Vec<f64> = batch
+            .rollout
+            .responses
+            .iter()
+            .map(|r| r.len() as f64)
+            .collect();
+        let prompt_tokens: Vec<f64> = batch
+            .rollout
+            .pads
+            .iter()
+            .map(|&pad| (batch.rollout.prompt_len - pad) as f64)
+            .collect();
+        let lr = g.learning_rate(step);
+        self.opt.lr = lr;
+        let mut rng = StdRng::seed_from_u64(derive_seed(self.seed ^ 0x5A5A, step as u64));
+        let train_started = Instant::now();
+        let mut sums = Sums::default();
+        let total_tokens: f64 = lengths.iter().sum();
+        for epoch in 0..g.epochs {
+            let mut order: Vec<usize> = (0..n).collect();
+            if g.minibatches > 1 {
+                order.shuffle(&mut rng);
+            }
+            let size = n.div_ceil(g.minibatches);
+            for minibatch in order.chunks(size) {
+                let mb_tokens: f64 = minibatch.iter().map(|&i| lengths[i]).sum();
+                let micro = match g.micro_batch {
+                    0 => minibatch.len(),
+                    m => m,
+                };
+                let mut grads: Vec<Option<Tensor>> = vec![None; self.opt.vars().len()];
+                let mut loss_value = 0.0;
+                for rows in minibatch.chunks(micro) {
+                    let part = batch.part(rows)?;
+                    let part_tokens: f64 = rows.iter().map(|&i| lengths[i]).sum();
+                    let (loss, logp, entropy) =
+                        part_loss(&self.policy, &part, g.clip, g.beta, how, epoch == 0)?;
+                    let share = how.share(rows.len(), minibatch.len(), part_tokens, mb_tokens);
+                    let loss = (loss * share).map_err(candle_err)?;
+                    let value = scalar(&loss)?;
+                    check_finite(step, "loss", value)?;
+                    loss_value += value;
+                    let mut store = loss.backward().map_err(candle_err)?;
+                    for (acc, var) in grads.iter_mut().zip(self.opt.vars()) {
+                        if let Some(gr) = store.remove(var.as_tensor()) {
+                            *acc = Some(match acc.take() {
+                                Some(a) => (a + gr).map_err(candle_err)?,
+                                None => gr,
+                            });
+                        }
+                    }
+                    // Diagnostics of this part, weighted by its tokens.
+                    let w = part_tokens / total_tokens.max(1.0) / g.epochs as f64;
+                    sums.kl +=
+                        w * approx_kl(&logp, &part.old_logp, &part.mask).map_err(candle_err)?;
+                    sums.clip += w * clip_frac(&logp, &part.old_logp, &part.mask, g.clip)
+                        .map_err(candle_err)?;
+                    if let Some(e) = entropy {
+                        let mean = (e * &part.mask)
+                            .and_then(|x| x.sum_all())
+                            .map_err(candle_err)?;
+                        sums.entropy += scalar(&mean)? / total_tokens.max(1.0);
+                    }
+                    sums.train_tokens +=
+                        part_tokens + rows.iter().map(|&i| prompt_tokens[i]).sum::<f64>();
+                }
+                let norm = clip_gradients(&mut grads, Some(g.max_grad_norm)).map_err(candle_err)?;
+                check_finite(step, "gradient norm", norm)?;
+                self.opt.step(&grads)?;
+                sums.loss += loss_value;
+                sums.grad_norm += norm;
+                sums.updates += 1.0;
+            }
+        }
+        let train_secs = train_started.elapsed().as_secs_f64();
+        self.step += 1;
+        Ok(self.metrics(&batch, &lengths, &sums, lr, sample_secs, train_secs)?)
+    }
+    // ANCHOR_END: step
+
+    fn metrics(
+        &self,
+        batch: &ScoredBatch,
+        lengths: &[f64],
+        sums: &Sums,
+        lr: f64,
+        sample_secs: f64,
+        train_secs: f64,
+    ) -> Result<GrpoStep> {
+        let g = &self.config.grpo;
+        let n = lengths.len() as f64;
+        let mean = |f: &dyn Fn(&crate::lm::reward::Reward) -> f64| {
+            batch.rewards.iter().map(f).sum::<f64>() / n
+        };
+        let mean_len_where = |correct: bool| {
+            let picked: Vec<f64> = lengths
+                .iter()
+                .zip(&batch.rewards)
+                .filter(|(_, r)| (r.accuracy > 0.0) == correct)
+                .map(|(&l, _)| l)
+                .collect();
+            (!picked.is_empty()).then(|| picked.iter().sum::<f64>() / picked.len() as f64)
+        };
+        let totals: Vec<f64> = batch.rewards.iter().map(|r| r.total).collect();
+        let ro = &batch.rollout;
+        let kl_ref = approx_kl(&batch.ref_logp, &ro.logp, &ro.mask).map_err(candle_err)?;
+        let truncated = ro
+            .responses
+            .iter()
+            .filter(|r| r.last() != Some(&crate::lm::tokenizer::EOS))
+            .count() as f64
+            / n;
+        Ok(GrpoStep {
+            step: self.step - 1,
+            reward: mean(&|r| r.total),
+            reward_format: mean(&|r| r.format),
+            reward_accuracy: mean(&|r| r.accuracy),
+            accuracy: mean(&|r| r.accuracy),
+            format_rate: mean(&|r| r.format),
+            frac_reward_zero_std: frac_reward_zero_std(&totals, g.group_size)?,
+            approx_kl: sums.kl,
+            clip_frac: sums.clip,
+            kl_ref,
+            entropy: sums.entropy,
+            loss: sums.loss / sums.updates.max(1.0),
+            grad_norm: sums.grad_norm / sums.updates.max(1.0),
+            lr,
+            mean_len: lengths.iter().sum::<f64>() / n,
+            len_correct: mean_len_where(true),
+            len_incorrect: mean_len_where(false),
+            truncated,
+            sample_tokens_per_second: lengths.iter().sum::<f64>() / sample_secs.max(1e-9),
+            train_tokens_per_second: sums.train_tokens / train_secs.max(1e-9),
+            seconds: 0.0,
+            heldout: None,
+        })
+    }
+
+    /// Greedy accuracy of the current policy on `problems` held-out problems.
+    pub fn evaluate(&self, problems: &[Problem]) -> Result<GreedySummary> {
+        let g = &self.config.grpo;
+        let (scored, _) = respond(
+            &self.policy,
+            self.task.as_ref(),
+            problems,
+            &SampleConfig::greedy(g.max_new_tokens),
+            self.config.eval.batch_size,
+            self.seed,
+        )?;
+        Ok(greedy_summary(&scored))
+    }
+
+    // ANCHOR: save
+    /// Writes a checkpoint of the run into `dir/checkpoints/step-NNNNNN/` (policy, optimizer
+    /// moments, state), then points `dir/LATEST` at it with an atomic rename, then removes
+    /// older checkpoints. A crash at any moment leaves `LATEST` naming a complete checkpoint.
+    pub fn save(&self, dir: &Path) -> Result<PathBuf> {
+        let name = format!("step-{:06}", self.step);
+        let root = dir.join("checkpoints");
+        let tmp = root.join(format!(".{name}.tmp{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        }
+        checkpoint::save(&self.policy, &tmp)?;
+        self.opt.save(&tmp.join(OPTIMIZER))?;
+        let state = TrainState {
+            step: self.step,
+            seed: self.seed,
+            seconds: self.seconds,
+        };
+        let text = serde_json::to_string_pretty(&state).unwrap_or_default();
+        write_atomic(&tmp.join(STATE), text.as_bytes())?;
+        let done = root.join(&name);
+        if done.exists() {
+            std::fs::remove_dir_all(&done).map_err(|e| Error::io(&done, e))?;
+        }
+        std::fs::rename(&tmp, &done).map_err(|e| Error::io(&done, e))?;
+        write_atomic(&dir.join(LATEST), name.as_bytes())?;
+        // Keep only the newest checkpoint.
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().to_string();
+                if n.starts_with("step-") && n != name {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(done)
+    }
+    // ANCHOR_END: save
+
+    /// Continues the run saved in `dir` (its config, its reference and its latest
+    /// checkpoint) on `device`.
+    pub fn resume(dir: &Path, device: &candle_core::Device) -> Result<GrpoTrainer> {
+        let config = LmConfig::from_file(&dir.join(CONFIG))?;
+        let latest = dir.join(LATEST);
+        let name = read_text(&latest)?.trim().to_string();
+        if !name.starts_with("step-") || name.contains(['/', '\\']) {
+            return Err(Error::invalid(
+                format!("{}", latest.display()),
+                format!("{name:?} does not name a checkpoint"),
+            ));
+        }
+        let ck = dir.join("checkpoints").join(&name);
+        let state_path = ck.join(STATE);
+        let state: TrainState = serde_json::from_str(&read_text(&state_path)?)
+            .map_err(|e| Error::invalid(format!("{}", state_path.display()), e.to_string()))?;
+        let policy = checkpoint::load(&ck, device)?;
+        let reference = checkpoint::load(&dir.join(REFERENCE), device)?;
+        let mut trainer = GrpoTrainer::new(policy, reference, &config, state.seed)?;
+        trainer.opt.load(&ck.join(OPTIMIZER), state.step)?;
+        trainer.step = state.step;
+        trainer.seconds = state.seconds;
+        Ok(trainer)
+    }
+}
+
+/// Files of a run folder.
+pub const CONFIG: &str = "config.toml";
+pub const LATEST: &str = "LATEST";
+pub const REFERENCE: &str = "reference";
+pub const OPTIMIZER: &str = "optimizer.safetensors";
+pub const STATE: &str = "state.json";
+pub const METRICS: &str = "metrics.jsonl";
+
+#[derive(Default)]
+struct Sums {
+    kl: f64,
+    clip: f64,
+    entropy: f64,
+    loss: f64,
+    grad_norm: f64,
+    updates: f64,
+    train_tokens: f64,
+}
+
+fn scalar(t: &Tensor) -> Result<f64> {
+    t.to_dtype(DType::F64)
+        .and_then(|x| x.to_scalar::<f64>())
+        .map_err(candle_err)
+}
+
+/// The NaN guard: an error naming the step and the metric if `value` is not finite.
+pub fn check_finite(step: usize, metric: &str, value: f64) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            format!("training at step {step}"),
+            format!("the {metric} became {value}; stopped before updating the policy with it (lower grpo.lr, or check the reference model)"),
+        ))
+    }
+}
+
+/// How a run reports progress.
+pub trait Observer {
+    fn on_step(&mut self, _metrics: &GrpoStep) {}
+}
+
+impl<F: FnMut(&GrpoStep)> Observer for F {
+    fn on_step(&mut self, metrics: &GrpoStep) {
+        self(metrics)
+    }
+}
+
+// ANCHOR: train
+/// Runs `trainer` up to step `until` (at most `config.grpo.steps`), writing into the folder
+/// `dir`: the config and the reference (once, when starting at step 0), one JSON line per
+/// step (`metrics.jsonl`, with the held-out evaluation on the steps where it runs), and
+/// checkpoints every `checkpoint_every` steps and when it stops. A resumed trainer continues
+/// the same files: metric lines of steps after its checkpoint are dropped first, so no step
+/// appears twice.
+pub fn train(
+    trainer: &mut GrpoTrainer,
+    dir: &Path,
+    until: usize,
+    mut observer: impl Observer,
+) -> Result<()> {
+    let g = trainer.config.grpo.clone();
+    let until = until.min(g.steps);
+    let metrics_path = dir.join(METRICS);
+    if trainer.step == 0 {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        write_atomic(&dir.join(CONFIG), trainer.config.to_toml()?.as_bytes())?;
+        checkpoint::save(&trainer.reference, &dir.join(REFERENCE))?;
+        write_atomic(&metrics_path, b"")?;
+    } else {
+        let kept: String = match read_text(&metrics_path) {
+            Ok(text) => text
+                .lines()
+                .filter(|l| {
+                    serde_json::from_str::<GrpoStep>(l).is_ok_and(|m| m.step < trainer.step)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            Err(_) => String::new(),
+        };
+        write_atomic(&metrics_path, kept.as_bytes())?;
+    }
+    let task = trainer.config.task()?;
+    let problems = heldout(
+        task.as_ref(),
+        g.eval_problems,
+        trainer.config.task.difficulty,
+    );
+    let clock = Instant::now();
+    let base = trainer.seconds;
+    while trainer.step < until {
+        let mut m = trainer.step().map_err(|e| match e {
+            Error::Invalid { what, why } => Error::invalid(
+                what,
+                format!(
+                    "{why}; the last good checkpoint is in {}",
+                    dir.join(LATEST).display()
+                ),
+            ),
+            other => other,
+        })?;
+        let last = trainer.step == until;
+        if trainer.step == g.steps || (g.eval_every > 0 && trainer.step % g.eval_every == 0) {
+            m.heldout = Some(trainer.evaluate(&problems)?);
+        }
+        trainer.seconds = base + clock.elapsed().as_secs_f64();
+        m.seconds = trainer.seconds;
+        append_line(&metrics_path, &m)?;
+        observer.on_step(&m);
+        if last || (g.checkpoint_every > 0 && trainer.step % g.checkpoint_every == 0) {
+            trainer.save(dir)?;
+        }
+    }
+    Ok(())
+}
+// ANCHOR_END: train
+
+/// Reads the metrics of a run folder.
+pub fn read_metrics(dir: &Path) -> Result<Vec<GrpoStep>> {
+    let path = dir.join(METRICS);
+    read_text(&path)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| Error::invalid(format!("{}:{}", path.display(), i + 1), e.to_string()))
+        })
+        .collect()
+}
+
+fn append_line(path: &Path, m: &GrpoStep) -> Result<()> {
+    use std::io::Write;
+    let line = serde_json::to_string(m).unwrap_or_default() + "\n";
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    f.write_all(line.as_bytes())
+        .and_then(|_| f.flush())
+        .map_err(|e| Error::io(path, e))
+}
