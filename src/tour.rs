@@ -17,6 +17,7 @@ use crate::experiments::ch05::{self, Ch05Config};
 use crate::experiments::ch06::{self, Ch06Config};
 use crate::experiments::ch07::{self, Ch07Config};
 use crate::experiments::ch08::{self, Ch08Config};
+use crate::experiments::ch09;
 use crate::io::write_atomic;
 use crate::plot::Svg;
 
@@ -33,6 +34,8 @@ pub struct TourConfig {
     pub sft_steps: usize,
     /// Held-out problems of the chapter 8 stage's final evaluation.
     pub lm_eval_problems: usize,
+    /// GRPO steps of the chapter 9 stage.
+    pub grpo_steps: usize,
 }
 
 impl Default for TourConfig {
@@ -44,6 +47,7 @@ impl Default for TourConfig {
             progress: true,
             sft_steps: TOUR_SFT_STEPS,
             lm_eval_problems: 100,
+            grpo_steps: TOUR_GRPO_STEPS,
         }
     }
 }
@@ -356,6 +360,77 @@ fn chapter8(dir: &Path, config: &TourConfig) -> Result<Stage> {
     })
 }
 
+/// The GRPO budget of the tour's chapter 9 stage.
+pub const TOUR_GRPO_STEPS: usize = 40;
+
+fn chapter9(dir: &Path, config: &TourConfig) -> Result<Stage> {
+    use crate::lm::grpo::{self, GrpoStep, GrpoTrainer};
+    let start = Instant::now();
+    let sft = dir.join("ch08/sft");
+    let policy = crate::lm::checkpoint::load(&sft, &candle_core::Device::Cpu)?;
+    let mut lm = crate::lm::config::LmConfig::default();
+    lm.grpo.steps = config.grpo_steps.max(1);
+    lm.grpo.warmup = lm.grpo.warmup.min(lm.grpo.steps);
+    lm.grpo.eval_every = lm.grpo.steps;
+    lm.grpo.eval_problems = config.lm_eval_problems.max(1);
+    lm.grpo.checkpoint_every = 0;
+    lm.validate()?;
+    let task = lm.task()?;
+    let problems =
+        crate::lm::eval::heldout(task.as_ref(), lm.grpo.eval_problems, lm.task.difficulty);
+    let reference = policy.copy()?;
+    let mut trainer = GrpoTrainer::new(policy, reference, &lm, config.seed)?;
+    let before = trainer.evaluate(&problems)?;
+    let mut steps: Vec<GrpoStep> = Vec::new();
+    let mut bar = crate::lm::run::grpo_progress(lm.grpo.steps, 0, "9 · GRPO", config.progress);
+    grpo::train(
+        &mut trainer,
+        &dir.join("ch09/grpo"),
+        lm.grpo.steps,
+        |m: &GrpoStep| {
+            bar(m);
+            steps.push(m.clone());
+        },
+    )?;
+    let after = steps
+        .last()
+        .and_then(|s| s.heldout)
+        .ok_or_else(|| Error::invalid("tour", "the GRPO stage ended without an evaluation"))?;
+    let w = 5.min(steps.len());
+    let mean = |s: &[GrpoStep], f: fn(&GrpoStep) -> f64| {
+        s.iter().map(f).sum::<f64>() / s.len().max(1) as f64
+    };
+    let (first, last) = (&steps[..w], &steps[steps.len() - w..]);
+    let figures = save_figures(
+        dir,
+        "ch09",
+        &[("grpo_rollouts", ch09::rollout_figure(&steps, w)?)],
+    )?;
+    let summary = format!(
+        "{} GRPO steps of {} prompts × {} responses from chapter 8's model: reward {:.2} → {:.2}, \
+         sampled accuracy {:.0}% → {:.0}% and format {:.0}% → {:.0}% (first → last {w} steps); \
+         held-out greedy accuracy {:.0}% → {:.0}%",
+        lm.grpo.steps,
+        lm.grpo.prompts,
+        lm.grpo.group_size,
+        mean(first, |s| s.reward),
+        mean(last, |s| s.reward),
+        100.0 * mean(first, |s| s.accuracy),
+        100.0 * mean(last, |s| s.accuracy),
+        100.0 * mean(first, |s| s.format_rate),
+        100.0 * mean(last, |s| s.format_rate),
+        100.0 * before.accuracy,
+        100.0 * after.accuracy,
+    );
+    Ok(Stage {
+        title: "Chapter 9 — R1-Zero on a laptop",
+        figures,
+        metrics: json!({ "before": before, "steps": steps }),
+        summary,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 fn index_html(stages: &[Stage]) -> String {
     let mut html = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>zero-to-r1 tour</title>\n\
@@ -407,6 +482,7 @@ pub fn run(config: &TourConfig) -> Result<PathBuf> {
         chapter6(&dir, config)?,
         chapter7(&dir, config)?,
         chapter8(&dir, config)?,
+        chapter9(&dir, config)?,
     ];
     for s in &stages {
         println!("{}: {}", s.title, s.summary);

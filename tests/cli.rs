@@ -107,7 +107,7 @@ fn the_tour_writes_figures_metrics_and_an_index() {
     let dir = std::env::temp_dir().join(format!("z2r1-tour-{}", std::process::id()));
     let out = bin()
         .args(["tour", "--quiet", "--name", "t", "--sft-steps", "3"])
-        .args(["--lm-eval-problems", "4"])
+        .args(["--lm-eval-problems", "4", "--grpo-steps", "2"])
         .arg("--out")
         .arg(&dir)
         .output()
@@ -128,6 +128,8 @@ fn the_tour_writes_figures_metrics_and_an_index() {
         "ch07/length_failed.svg",
         "ch08/sft_loss.svg",
         "ch08/sft/model.safetensors",
+        "ch09/grpo_rollouts.svg",
+        "ch09/grpo/metrics.jsonl",
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
@@ -143,6 +145,7 @@ fn the_tour_writes_figures_metrics_and_an_index() {
         .as_f64()
         .unwrap();
     assert!((mc - j).abs() < 4.0 * se);
+    assert_eq!(metrics["chapter9"]["steps"].as_array().unwrap().len(), 2);
     let index = std::fs::read_to_string(run.join("index.html")).unwrap();
     assert!(index.contains("ch01/house.svg"));
     let bad = bin()

@@ -262,9 +262,12 @@ struct TourArgs {
     /// Fine-tuning steps of the language model in chapter 8's stage.
     #[arg(long, default_value_t = tour::TOUR_SFT_STEPS)]
     sft_steps: usize,
-    /// Held-out problems in chapter 8's final evaluation.
+    /// Held-out problems in chapter 8's final evaluation and chapter 9's evaluations.
     #[arg(long, default_value_t = 100)]
     lm_eval_problems: usize,
+    /// GRPO steps of the language model in chapter 9's stage.
+    #[arg(long, default_value_t = tour::TOUR_GRPO_STEPS)]
+    grpo_steps: usize,
 }
 
 #[derive(Subcommand)]
@@ -357,6 +360,28 @@ enum LmCommand {
         /// Continue the run in --out from its latest checkpoint (its own config is used).
         #[arg(long)]
         resume: bool,
+    },
+    /// Measure chapter 9's runs for the book: one SFT model, then GRPO, Dr. GRPO and the
+    /// ablations (no ÷std, β = 0, μ = 2) from copies of it (about half an hour on two cores).
+    ///
+    /// Writes the record the book's figures and ablation table are drawn from; then run
+    /// `zero-to-r1 figures` to redraw them. The runs' folders (checkpoints, metrics.jsonl)
+    /// go to --runs.
+    MeasureR1 {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Run only these variants (by name, e.g. --only GRPO --only "Dr. GRPO").
+        #[arg(long)]
+        only: Vec<String>,
+        /// Where to write the record.
+        #[arg(long, default_value = "book/src/generated/ch09/r1_zero.json")]
+        out: PathBuf,
+        /// Where to keep the runs' folders.
+        #[arg(long, default_value = "runs/lm/measure-r1")]
+        runs: PathBuf,
+        /// A description of the machine, stored in the record.
+        #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
+        machine: String,
     },
     /// Sample responses from a checkpoint and show their rewards.
     Sample {
@@ -474,15 +499,9 @@ fn lm(command: LmCommand) -> Result<()> {
             })?;
             bar.finish();
             record.machine = machine;
-            if run.config.is_some() || run.seed != 0 {
-                record.command = format!("{} (with --config/--seed)", record.command);
-            }
-            let text = serde_json::to_string_pretty(&record)
-                .map_err(|e| Error::invalid("record", e.to_string()))?;
-            zero_to_r1::io::write_atomic(&out, text.as_bytes())?;
-            print!("{}", zero_to_r1::experiments::ch08::table(&record));
-            println!("wrote {}; now run `zero-to-r1 figures`", out.display());
-            Ok(())
+            record.command = record_command(&record.command, &run);
+            let table = zero_to_r1::experiments::ch08::table(&record);
+            save_record(&out, &record, &table)
         }
         LmCommand::R1Zero {
             run,
@@ -551,6 +570,56 @@ fn lm(command: LmCommand) -> Result<()> {
             );
             println!("wrote the run to {}", out.display());
             Ok(())
+        }
+        LmCommand::MeasureR1 {
+            run,
+            only,
+            out,
+            runs,
+            machine,
+        } => {
+            if run.device != "cpu" {
+                return Err(Error::invalid(
+                    "--device",
+                    "the book's record is measured on the cpu",
+                ));
+            }
+            let config = run.config()?;
+            let names: Vec<&str> = zero_to_r1::experiments::ch09::variants()
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            if let Some(bad) = only.iter().find(|o| !names.contains(&o.as_str())) {
+                return Err(Error::invalid(
+                    "--only",
+                    format!("{bad:?}; the variants are {}", names.join(", ")),
+                ));
+            }
+            let count = if only.is_empty() {
+                names.len()
+            } else {
+                only.len()
+            };
+            println!("fine-tuning the SFT model ({} steps)…", config.sft.steps);
+            let mut current = None;
+            let mut started = 0;
+            let mut record =
+                zero_to_r1::experiments::ch09::run(&config, run.seed, &runs, &only, |name, m| {
+                    if current.as_ref().is_none_or(|(n, _)| n != name) {
+                        started += 1;
+                        let label = format!("9 · {name} ({started}/{count})");
+                        let bar =
+                            zero_to_r1::lm::run::grpo_progress(config.grpo.steps, 0, &label, true);
+                        current = Some((name.to_string(), bar));
+                    }
+                    if let Some((_, bar)) = current.as_mut() {
+                        bar(m);
+                    }
+                })?;
+            record.machine = machine;
+            record.command = record_command(&record.command, &run);
+            let table = zero_to_r1::experiments::ch09::table(&record);
+            save_record(&out, &record, &table)
         }
         LmCommand::Eval {
             run,
@@ -634,6 +703,26 @@ fn lm(command: LmCommand) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The command of a measured record, marked if a config or seed other than the defaults was
+/// used.
+fn record_command(base: &str, run: &LmRunArgs) -> String {
+    if run.config.is_some() || run.seed != 0 {
+        format!("{base} (with --config/--seed)")
+    } else {
+        base.to_string()
+    }
+}
+
+/// Writes a chapter's measured record to `out` and prints its table.
+fn save_record(out: &std::path::Path, record: &impl serde::Serialize, table: &str) -> Result<()> {
+    let text = serde_json::to_string_pretty(record)
+        .map_err(|e| Error::invalid("record", e.to_string()))?;
+    zero_to_r1::io::write_atomic(out, text.as_bytes())?;
+    print!("{table}");
+    println!("wrote {}; now run `zero-to-r1 figures`", out.display());
+    Ok(())
 }
 
 /// The config and model of a checkpoint folder (its own config.toml unless --config is given).
@@ -998,6 +1087,7 @@ fn run(cli: Cli) -> Result<()> {
         quiet: false,
         sft_steps: tour::TOUR_SFT_STEPS,
         lm_eval_problems: 100,
+        grpo_steps: tour::TOUR_GRPO_STEPS,
     })) {
         Command::Tour(args) => {
             let config = tour::TourConfig {
@@ -1007,6 +1097,7 @@ fn run(cli: Cli) -> Result<()> {
                 progress: !args.quiet,
                 sft_steps: args.sft_steps,
                 lm_eval_problems: args.lm_eval_problems,
+                grpo_steps: args.grpo_steps,
             };
             let dir = tour::run(&config)?;
             println!(

@@ -9,6 +9,7 @@ pub mod ch05;
 pub mod ch06;
 pub mod ch07;
 pub mod ch08;
+pub mod ch09;
 
 use std::path::Path;
 

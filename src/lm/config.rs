@@ -144,6 +144,15 @@ impl LmConfig {
                 batch_size: 500,
                 ..EvalConfig::default()
             },
+            grpo: GrpoLmConfig {
+                steps: 300,
+                prompts: 64,
+                group_size: 8,
+                lr: 1e-4,
+                max_new_tokens: 96,
+                eval_problems: 500,
+                ..GrpoLmConfig::default()
+            },
             ..LmConfig::default()
         }
     }

@@ -93,7 +93,7 @@ impl Default for GrpoLmConfig {
     fn default() -> Self {
         GrpoLmConfig {
             steps: 200,
-            prompts: 8,
+            prompts: 16,
             group_size: 8,
             epochs: 1,
             minibatches: 2,
@@ -102,7 +102,7 @@ impl Default for GrpoLmConfig {
             beta: 0.04,
             scale_by_std: true,
             aggregation: "response-mean".into(),
-            lr: 1e-3,
+            lr: 2e-4,
             warmup: 10,
             weight_decay: 0.0,
             max_grad_norm: 1.0,
@@ -628,7 +628,7 @@ impl GrpoTrainer {
         }
         let train_secs = train_started.elapsed().as_secs_f64();
         self.step += 1;
-        Ok(self.metrics(&batch, &lengths, &sums, lr, sample_secs, train_secs)?)
+        self.metrics(&batch, &lengths, &sums, lr, sample_secs, train_secs)
     }
     // ANCHOR_END: step
 
