@@ -313,7 +313,7 @@ fn chapter7(dir: &Path, config: &TourConfig) -> Result<Stage> {
 }
 
 /// The SFT budget of the tour's chapter 8 stage: a shortened run of the CPU default.
-pub const TOUR_SFT_STEPS: usize = 150;
+pub const TOUR_SFT_STEPS: usize = 300;
 
 fn chapter8(dir: &Path, config: &TourConfig) -> Result<Stage> {
     let start = Instant::now();
@@ -370,6 +370,7 @@ fn chapter9(dir: &Path, config: &TourConfig) -> Result<Stage> {
     let policy = crate::lm::checkpoint::load(&sft, &candle_core::Device::Cpu)?;
     let mut lm = crate::lm::config::LmConfig::default();
     lm.grpo.steps = config.grpo_steps.max(1);
+    lm.grpo.prompts = 8;
     lm.grpo.warmup = lm.grpo.warmup.min(lm.grpo.steps);
     lm.grpo.eval_every = lm.grpo.steps;
     lm.grpo.eval_problems = config.lm_eval_problems.max(1);

@@ -39,6 +39,13 @@ enum Command {
     /// The language model (chapters 8–9): fine-tune, evaluate and sample a tiny GPT.
     #[command(subcommand)]
     Lm(LmCommand),
+    /// Measure speed: the language model's rollout and update throughput and a whole GRPO
+    /// step, or how fast the cat's house is solved. Prints a table and writes JSON with --json.
+    ///
+    /// The same quantities, defined the same way, are measured for PyTorch by
+    /// benches/torch_lm.py and benches/torch_cat.py (see benches/README.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Regenerate the book's figures and tables (book/src/generated) from the experiments.
     Figures {
         /// Folder to write into.
@@ -268,6 +275,42 @@ struct TourArgs {
     /// GRPO steps of the language model in chapter 9's stage.
     #[arg(long, default_value_t = tour::TOUR_GRPO_STEPS)]
     grpo_steps: usize,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The language model: KV-cache sampling of B·G responses, one forward + backward + AdamW
+    /// step of the GRPO loss on them, and whole GRPO steps (medians of --repeats runs after a
+    /// warm-up, with a freshly initialised model of the config's shape).
+    Lm {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Measured runs of each quantity.
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// The device's peak TFLOP/s for the dtype (e.g. 989 for an H100's dense bf16, 67 for
+        /// its f32), to report the model FLOPs utilisation.
+        #[arg(long)]
+        peak_tflops: Option<f64>,
+        /// Also write the numbers to this JSON file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// The cat: environment steps per second of the random cat, and the time until PPO and GRPO
+    /// (default settings) first reach an exact success probability of 0.95 on the seeds' house.
+    Cat {
+        /// Environment steps of the random cat.
+        #[arg(long, default_value_t = 100_000)]
+        env_steps: usize,
+        /// The most iterations of PPO and of GRPO.
+        #[arg(long, default_value_t = 60)]
+        max_iterations: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Also write the numbers to this JSON file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -705,6 +748,80 @@ fn lm(command: LmCommand) -> Result<()> {
     }
 }
 
+fn bench(command: BenchCommand) -> Result<()> {
+    let (json, text) = match command {
+        BenchCommand::Lm {
+            run,
+            repeats,
+            peak_tflops,
+            json,
+        } => {
+            let config = run.config()?;
+            let dev = zero_to_r1::lm::device(&run.device)?;
+            let bar = tour::progress_bar(3 * repeats as u64, "bench lm", true);
+            let b = zero_to_r1::bench::lm(&config, &dev, repeats, run.seed, peak_tflops, |what| {
+                bar.inc(1);
+                bar.set_message(what.to_string());
+            })?;
+            bar.finish_and_clear();
+            println!(
+                "{} on {} ({}): {} parameters, {} rows × ({} prompt + {} new tokens)",
+                b.implementation,
+                b.device,
+                b.dtype,
+                b.parameters,
+                b.batch,
+                b.prompt_len,
+                b.new_tokens
+            );
+            println!(
+                "rollout (KV-cache sampling)     {:>12.0} tokens/s",
+                b.rollout_tokens_per_s
+            );
+            println!(
+                "update (fwd + bwd + AdamW)      {:>12.0} tokens/s",
+                b.train_tokens_per_s
+            );
+            println!("whole GRPO step                 {:>12.3} s", b.grpo_step_s);
+            println!(
+                "training FLOPs                  {:>12.3} TFLOP/s achieved{}",
+                b.train_tflops_achieved,
+                b.mfu
+                    .map_or(String::new(), |m| format!(", MFU {:.1} %", 100.0 * m))
+            );
+            (json, serde_json::to_string_pretty(&b))
+        }
+        BenchCommand::Cat {
+            env_steps,
+            max_iterations,
+            seed,
+            json,
+        } => {
+            let b = zero_to_r1::bench::cat(env_steps, max_iterations, seed)?;
+            let solved = |t: Option<f64>, i: Option<usize>| match (t, i) {
+                (Some(t), Some(i)) => format!("{t:.3} s ({i} iterations)"),
+                _ => format!("not within {max_iterations} iterations"),
+            };
+            println!("random cat: {:.0} environment steps/s", b.env_steps_per_s);
+            println!(
+                "PPO solves the house in {}",
+                solved(b.ppo_time_to_solve_s, b.ppo_iterations_to_solve)
+            );
+            println!(
+                "GRPO solves the house in {}",
+                solved(b.grpo_time_to_solve_s, b.grpo_iterations_to_solve)
+            );
+            (json, serde_json::to_string_pretty(&b))
+        }
+    };
+    if let Some(path) = json {
+        let text = text.map_err(|e| Error::invalid("bench", e.to_string()))?;
+        zero_to_r1::io::write_atomic(&path, text.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// The command of a measured record, marked if a config or seed other than the defaults was
 /// used.
 fn record_command(base: &str, run: &LmRunArgs) -> String {
@@ -1108,6 +1225,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train(args) => train(&args),
         Command::Lm(command) => lm(command),
+        Command::Bench(command) => bench(command),
         Command::House(HouseCommand::Show {
             house,
             max_steps,

@@ -161,10 +161,70 @@ fn tail_mean(steps: &[GrpoStep], n: usize, f: impl Fn(&GrpoStep) -> f64) -> f64 
     tail.iter().map(f).sum::<f64>() / tail.len().max(1) as f64
 }
 
+/// The GRPO run (the first variant) before and after, as a markdown table.
+pub fn run_table(r: &Ch09Record) -> String {
+    let Some(v) = by_name(r, "GRPO") else {
+        return String::from("(no GRPO run in the record)\n");
+    };
+    let (b, a) = (&r.before, &v.after);
+    let row =
+        |what: &str, before: String, after: String| format!("| {what} | {before} | {after} |\n");
+    let points = |x: f64, y: f64| format!(" ({:+.1} points)", 100.0 * (y - x));
+    let rows = [
+        row(
+            "held-out greedy accuracy",
+            pct(b.greedy_accuracy),
+            pct(a.greedy_accuracy) + &points(b.greedy_accuracy, a.greedy_accuracy),
+        ),
+        row(
+            "held-out sampled accuracy (T = 1)",
+            pct(b.sampled_accuracy),
+            pct(a.sampled_accuracy) + &points(b.sampled_accuracy, a.sampled_accuracy),
+        ),
+        row(
+            &format!("held-out pass@{}", r.config.eval.k),
+            pct(b.pass_at_k),
+            pct(a.pass_at_k),
+        ),
+        row(
+            "held-out format rate (greedy)",
+            pct(b.format_rate),
+            pct(a.format_rate),
+        ),
+        row(
+            "mean length, correct / incorrect (tokens)",
+            format!(
+                "{} / {}",
+                len(b.mean_len_correct),
+                len(b.mean_len_incorrect)
+            ),
+            format!(
+                "{} / {}",
+                len(a.mean_len_correct),
+                len(a.mean_len_incorrect)
+            ),
+        ),
+    ]
+    .concat();
+    format!(
+        "| | SFT model | after GRPO |\n|---|---|---|\n{rows}\n\
+         {params} parameters; SFT {sft} steps, then GRPO {steps} steps of {b} prompts × {g} \
+         responses; {n} held-out problems. Measured with `{cmd}` on {machine}.\n",
+        params = r.parameters,
+        sft = r.config.sft.steps,
+        steps = v.grpo.steps,
+        b = v.grpo.prompts,
+        g = v.grpo.group_size,
+        n = r.config.eval.problems,
+        cmd = r.command,
+        machine = r.machine,
+    )
+}
+
 /// The ablation as a markdown table.
 pub fn table(r: &Ch09Record) -> String {
     let mut rows = format!(
-        "| SFT model (the start) | {} | {} | {} | {} | – | – |\n",
+        "| SFT model (the start) | {} | {} | {} | {} | – |\n",
         pct(r.before.greedy_accuracy),
         pct(r.before.sampled_accuracy),
         pct(r.before.pass_at_k),
@@ -172,21 +232,20 @@ pub fn table(r: &Ch09Record) -> String {
     );
     for v in &r.variants {
         rows.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.3} | {:.0} s |\n",
+            "| {} | {} | {} | {} | {} | {:.3} |\n",
             v.name,
             pct(v.after.greedy_accuracy),
             pct(v.after.sampled_accuracy),
             pct(v.after.pass_at_k),
             len(v.after.mean_len_incorrect),
             tail_mean(&v.steps, 20, |s| s.kl_ref),
-            v.seconds,
         ));
     }
     format!(
-        "| run | greedy accuracy | sampled accuracy (T = 1) | pass@{k} | mean length of incorrect answers (tokens) | KL to the reference, last 20 steps | GRPO wall time |\n\
-         |---|---|---|---|---|---|---|\n{rows}\n\
+        "| run | greedy accuracy | sampled accuracy (T = 1) | pass@{k} | mean length of incorrect answers (tokens) | KL to the reference, last 20 steps |\n\
+         |---|---|---|---|---|---|\n{rows}\n\
          Held-out problems: {n}. {steps} GRPO steps of {b} prompts × {g} responses from the same SFT \
-         model ({params} parameters, {sft} SFT steps in {sft_s:.0} s). Measured with `{cmd}` on {machine}.\n",
+         model ({params} parameters, {sft} SFT steps). Measured with `{cmd}` on {machine}.\n",
         k = r.config.eval.k,
         n = r.config.eval.problems,
         steps = r.config.grpo.steps,
@@ -194,7 +253,6 @@ pub fn table(r: &Ch09Record) -> String {
         g = r.config.grpo.group_size,
         params = r.parameters,
         sft = r.config.sft.steps,
-        sft_s = r.sft_seconds,
         cmd = r.command,
         machine = r.machine,
     )

@@ -28,18 +28,10 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
     out.push(("ch01/random_cat.md".into(), ch1.table().into_bytes()));
     let c2 = ch02::Ch02Config::default();
     let ch2 = ch02::run(&c2, || {})?;
-    out.extend(
-        ch2.figures
-            .iter()
-            .map(|(n, svg)| (format!("ch02/{n}.svg"), svg.0.clone().into_bytes())),
-    );
+    push_figures(&mut out, "ch02", &ch2.figures);
     out.push(("ch02/learning.md".into(), ch2.table(&c2).into_bytes()));
     let ch3 = ch03::run(&ch03::Ch03Config::default(), || {})?;
-    out.extend(
-        ch3.figures
-            .iter()
-            .map(|(n, svg)| (format!("ch03/{n}.svg"), svg.0.clone().into_bytes())),
-    );
+    push_figures(&mut out, "ch03", &ch3.figures);
     out.push(("ch03/variance.md".into(), ch3.table().into_bytes()));
     out.push((
         "ch03/std_scaling.md".into(),
@@ -59,27 +51,15 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
         ch04::lambda_table(&lambda).into_bytes(),
     ));
     let ch5 = ch05::run(&ch05::Ch05Config::default(), || {})?;
-    out.extend(
-        ch5.figures
-            .iter()
-            .map(|(n, svg)| (format!("ch05/{n}.svg"), svg.0.clone().into_bytes())),
-    );
+    push_figures(&mut out, "ch05", &ch5.figures);
     out.push(("ch05/efficiency.md".into(), ch5.table().into_bytes()));
     out.push(("ch05/clipping.md".into(), ch5.clip_table().into_bytes()));
     let ch6 = ch06::run(&ch06::Ch06Config::default(), || {})?;
-    out.extend(
-        ch6.figures
-            .iter()
-            .map(|(n, svg)| (format!("ch06/{n}.svg"), svg.0.clone().into_bytes())),
-    );
+    push_figures(&mut out, "ch06", &ch6.figures);
     out.push(("ch06/comparison.md".into(), ch6.table().into_bytes()));
     out.push(("ch06/beta.md".into(), ch6.beta_table().into_bytes()));
     let ch7 = ch07::run(&ch07::Ch07Config::default(), || {})?;
-    out.extend(
-        ch7.figures
-            .iter()
-            .map(|(n, svg)| (format!("ch07/{n}.svg"), svg.0.clone().into_bytes())),
-    );
+    push_figures(&mut out, "ch07", &ch7.figures);
     out.push(("ch07/length.md".into(), ch7.length_table().into_bytes()));
     out.push(("ch07/std_weight.md".into(), ch7.std_table()?.into_bytes()));
     out.push((
@@ -97,13 +77,26 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
         crate::handout::exercise_table(&exercises).into_bytes(),
     ));
     let ch8 = ch08::recorded()?;
-    out.extend(
-        ch08::figures(&ch8)?
-            .iter()
-            .map(|(n, svg)| (format!("ch08/{n}.svg"), svg.0.clone().into_bytes())),
-    );
+    push_figures(&mut out, "ch08", &ch08::figures(&ch8)?);
     out.push(("ch08/sft.md".into(), ch08::table(&ch8).into_bytes()));
+    let ch9 = ch09::recorded()?;
+    push_figures(&mut out, "ch09", &ch09::figures(&ch9)?);
+    out.push(("ch09/run.md".into(), ch09::run_table(&ch9).into_bytes()));
+    out.push(("ch09/ablation.md".into(), ch09::table(&ch9).into_bytes()));
     Ok(out)
+}
+
+/// Adds a chapter's figures to the book's assets as `chNN/name.svg`.
+fn push_figures<N: std::fmt::Display>(
+    out: &mut Vec<(String, Vec<u8>)>,
+    chapter: &str,
+    figures: &[(N, crate::plot::Svg)],
+) {
+    out.extend(
+        figures
+            .iter()
+            .map(|(n, svg)| (format!("{chapter}/{n}.svg"), svg.0.clone().into_bytes())),
+    );
 }
 
 /// One learning-curve series per item of `items`: its label and the runs `pick` selects.

@@ -92,7 +92,7 @@ pub struct GrpoLmConfig {
 impl Default for GrpoLmConfig {
     fn default() -> Self {
         GrpoLmConfig {
-            steps: 200,
+            steps: 250,
             prompts: 16,
             group_size: 8,
             epochs: 1,
@@ -281,6 +281,15 @@ pub struct Part {
 }
 
 impl ScoredBatch {
+    /// The length of each response in tokens.
+    pub fn lengths(&self) -> Vec<f64> {
+        self.rollout
+            .responses
+            .iter()
+            .map(|r| r.len() as f64)
+            .collect()
+    }
+
     /// The rows `rows` of the batch, as tensors on the policy's device, without the padding
     /// columns that none of them uses.
     pub fn part(&self, rows: &[usize]) -> Result<Part> {
@@ -540,24 +549,27 @@ impl GrpoTrainer {
     }
 
     // ANCHOR: step
-    /// One GRPO step: rollout, then μ passes over the responses in minibatches, each
-    /// minibatch one AdamW step on the accumulated gradient of its parts. A loss or gradient
-    /// that is not finite stops with an error naming the step; the policy is then not
-    /// updated by that minibatch.
+    /// One GRPO step: a rollout from the current policy, then [`GrpoTrainer::update`].
     pub fn step(&mut self) -> Result<GrpoStep> {
         let started = Instant::now();
+        let batch = self.rollout(self.step)?;
+        let sample_secs = started.elapsed().as_secs_f64();
+        let train_started = Instant::now();
+        let sums = self.update(&batch)?;
+        let train_secs = train_started.elapsed().as_secs_f64();
+        self.metrics(&batch, &sums, sample_secs, train_secs)
+    }
+
+    /// The update of one step: μ passes over the scored responses in minibatches, each
+    /// minibatch one AdamW step on the accumulated gradient of its parts. A loss or gradient
+    /// that is not finite stops with an error naming the step; the policy is then not
+    /// updated by that minibatch. Counts the step as done.
+    pub fn update(&mut self, batch: &ScoredBatch) -> Result<UpdateStats> {
         let step = self.step;
         let g = self.config.grpo.clone();
         let how = g.aggregation()?;
-        let batch = self.rollout(step)?;
-        let sample_secs = started.elapsed().as_secs_f64();
         let n = batch.rollout.responses.len();
-        let lengths: Vec<f64> = batch
-            .rollout
-            .responses
-            .iter()
-            .map(|r| r.len() as f64)
-            .collect();
+        let lengths = batch.lengths();
         let prompt_tokens: Vec<f64> = batch
             .rollout
             .pads
@@ -567,8 +579,10 @@ impl GrpoTrainer {
         let lr = g.learning_rate(step);
         self.opt.lr = lr;
         let mut rng = StdRng::seed_from_u64(derive_seed(self.seed ^ 0x5A5A, step as u64));
-        let train_started = Instant::now();
-        let mut sums = Sums::default();
+        let mut sums = UpdateStats {
+            lr,
+            ..UpdateStats::default()
+        };
         let total_tokens: f64 = lengths.iter().sum();
         for epoch in 0..g.epochs {
             let mut order: Vec<usize> = (0..n).collect();
@@ -626,22 +640,21 @@ impl GrpoTrainer {
                 sums.updates += 1.0;
             }
         }
-        let train_secs = train_started.elapsed().as_secs_f64();
         self.step += 1;
-        self.metrics(&batch, &lengths, &sums, lr, sample_secs, train_secs)
+        Ok(sums)
     }
     // ANCHOR_END: step
 
     fn metrics(
         &self,
         batch: &ScoredBatch,
-        lengths: &[f64],
-        sums: &Sums,
-        lr: f64,
+        sums: &UpdateStats,
         sample_secs: f64,
         train_secs: f64,
     ) -> Result<GrpoStep> {
         let g = &self.config.grpo;
+        let lengths = batch.lengths();
+        let lr = sums.lr;
         let n = lengths.len() as f64;
         let mean = |f: &dyn Fn(&crate::lm::reward::Reward) -> f64| {
             batch.rewards.iter().map(f).sum::<f64>() / n
@@ -777,15 +790,19 @@ pub const OPTIMIZER: &str = "optimizer.safetensors";
 pub const STATE: &str = "state.json";
 pub const METRICS: &str = "metrics.jsonl";
 
-#[derive(Default)]
-struct Sums {
-    kl: f64,
-    clip: f64,
-    entropy: f64,
-    loss: f64,
-    grad_norm: f64,
-    updates: f64,
-    train_tokens: f64,
+/// What an update measured (sums over its optimizer steps; see [`GrpoStep`] for the means).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UpdateStats {
+    pub kl: f64,
+    pub clip: f64,
+    pub entropy: f64,
+    pub loss: f64,
+    pub grad_norm: f64,
+    /// Optimizer steps taken.
+    pub updates: f64,
+    /// Tokens read by forward and backward passes (prompt and response, no padding).
+    pub train_tokens: f64,
+    pub lr: f64,
 }
 
 fn scalar(t: &Tensor) -> Result<f64> {
