@@ -393,7 +393,10 @@ pub fn figures(r: &Ch09Record) -> Result<Vec<(&'static str, Svg)>> {
                 "Length of correct and incorrect responses during training",
                 "GRPO step",
                 &format!("tokens (moving average over {w} steps)"),
-                None,
+                Some((
+                    r.config.grpo.max_new_tokens as f64,
+                    "the generation budget (max_new_tokens)",
+                )),
             )?,
         ));
     }

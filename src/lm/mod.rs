@@ -37,7 +37,10 @@ pub fn device(name: &str) -> Result<Device> {
                 ));
             }
             Device::new_cuda(0).map_err(|e| {
-                Error::invalid("--device", format!("cuda: no usable NVIDIA GPU ({e})"))
+                // The first line only: with RUST_BACKTRACE set, candle appends a backtrace.
+                let text = e.to_string();
+                let first = text.lines().next().unwrap_or_default().trim_end();
+                Error::invalid("--device", format!("cuda: no usable NVIDIA GPU ({first})"))
             })
         }
         _ => Err(Error::invalid(
