@@ -105,6 +105,15 @@ pub fn sample_episode_from(
 
 /// A seed for the `i`-th of many runs derived from one base seed (SplitMix64), so that runs
 /// are independent of each other yet all fixed by the base seed.
+/// The mean of the values, or `None` if there are none (e.g. the mean length of the failed
+/// episodes of a batch in which nothing failed).
+pub fn mean_or_none(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values
+        .into_iter()
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
 pub fn derive_seed(seed: u64, i: u64) -> u64 {
     let mut z = seed ^ i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

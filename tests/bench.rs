@@ -16,6 +16,13 @@ fn median_by_hand() {
 }
 
 #[test]
+fn mean_or_none_by_hand() {
+    use zero_to_r1::rollout::mean_or_none;
+    assert_eq!(mean_or_none([1.0, 2.0, 6.0]), Some(3.0));
+    assert_eq!(mean_or_none(std::iter::empty()), None);
+}
+
+#[test]
 fn flops_by_hand() {
     // The tiny GPT: vocab 55, context 32, width 16, 2 blocks, MLP 24.
     // A block: two norms 4·16, qkv 16·48 + 48, projection 16·16 + 16, MLP 16·24 + 24 and

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::exact::{outcome_lengths, success_probability};
 use crate::objective::{approx_kl, clip_frac, grpo_loss, Aggregation};
 use crate::policy::{candle_err, log_probs, policy_table, Model};
-use crate::rollout::{derive_seed, sample_groups, Batch};
+use crate::rollout::{derive_seed, mean_or_none, sample_groups, Batch};
 
 // ANCHOR: outcome_reward
 /// The one number an episode is scored with, given at its end.
@@ -287,11 +287,11 @@ fn group_stats(questions: &[usize], rewards: &[f64], adv: &[f64], g: usize) -> V
 }
 
 fn mean_of(lengths: &[usize], keep: impl Fn(usize) -> bool) -> Option<f64> {
-    let picked: Vec<f64> = (0..lengths.len())
-        .filter(|&i| keep(i))
-        .map(|i| lengths[i] as f64)
-        .collect();
-    (!picked.is_empty()).then(|| picked.iter().sum::<f64>() / picked.len() as f64)
+    mean_or_none(
+        (0..lengths.len())
+            .filter(|&i| keep(i))
+            .map(|i| lengths[i] as f64),
+    )
 }
 
 // ANCHOR: grpo_train

@@ -12,7 +12,7 @@ use crate::lm::model::Gpt;
 use crate::lm::reward::{score, RewardWeights};
 use crate::lm::task::{sample_problem, Problem, Split, Task};
 use crate::lm::tokenizer::Tokenizer;
-use crate::rollout::derive_seed;
+use crate::rollout::{derive_seed, mean_or_none};
 
 /// The seed of the held-out set: every run of the book evaluates on the same problems.
 pub const HELDOUT_SEED: u64 = 0x0E7A_1000;
@@ -172,12 +172,12 @@ pub struct GreedySummary {
 pub fn greedy_summary(scored: &[Scored]) -> GreedySummary {
     let n = scored.len().max(1) as f64;
     let mean_len = |correct: bool| {
-        let picked: Vec<f64> = scored
-            .iter()
-            .filter(|s| (s.accuracy > 0.0) == correct)
-            .map(|s| s.tokens as f64)
-            .collect();
-        (!picked.is_empty()).then(|| picked.iter().sum::<f64>() / picked.len() as f64)
+        mean_or_none(
+            scored
+                .iter()
+                .filter(|s| (s.accuracy > 0.0) == correct)
+                .map(|s| s.tokens as f64),
+        )
     };
     GreedySummary {
         accuracy: scored.iter().map(|s| s.accuracy).sum::<f64>() / n,

@@ -37,7 +37,7 @@ use crate::lm::task::{sample_problem, Problem, Split, Task};
 use crate::lm::tokenizer::Tokenizer;
 use crate::objective::{approx_kl, clip_frac, grpo_loss, Aggregation};
 use crate::policy::candle_err;
-use crate::rollout::derive_seed;
+use crate::rollout::{derive_seed, mean_or_none};
 
 // ANCHOR: config
 /// The `[grpo]` section of a config: how to train the language model with GRPO.
@@ -314,14 +314,13 @@ impl ScoredBatch {
                 .and_then(|x| x.contiguous())
                 .map_err(candle_err)
         };
-        let on = |t: &Tensor| t.to_device(device).map_err(candle_err);
         Ok(Part {
             tokens: pick(&ro.tokens, p + r)?,
             prompt_len: p,
             pads: rows.iter().map(|&i| ro.pads[i]).collect(),
             old_logp: pick(&ro.logp, r)?,
-            ref_logp: pick(&on(&self.ref_logp)?, r)?,
-            advantages: pick(&on(&self.advantages)?, r)?,
+            ref_logp: pick(&self.ref_logp, r)?,
+            advantages: pick(&self.advantages, r)?,
             mask: pick(&ro.mask, r)?,
         })
     }
@@ -660,13 +659,13 @@ impl GrpoTrainer {
             batch.rewards.iter().map(f).sum::<f64>() / n
         };
         let mean_len_where = |correct: bool| {
-            let picked: Vec<f64> = lengths
-                .iter()
-                .zip(&batch.rewards)
-                .filter(|(_, r)| (r.accuracy > 0.0) == correct)
-                .map(|(&l, _)| l)
-                .collect();
-            (!picked.is_empty()).then(|| picked.iter().sum::<f64>() / picked.len() as f64)
+            mean_or_none(
+                lengths
+                    .iter()
+                    .zip(&batch.rewards)
+                    .filter(|(_, r)| (r.accuracy > 0.0) == correct)
+                    .map(|(&l, _)| l),
+            )
         };
         let totals: Vec<f64> = batch.rewards.iter().map(|r| r.total).collect();
         let ro = &batch.rollout;
@@ -823,17 +822,6 @@ pub fn check_finite(step: usize, metric: &str, value: f64) -> Result<()> {
     }
 }
 
-/// How a run reports progress.
-pub trait Observer {
-    fn on_step(&mut self, _metrics: &GrpoStep) {}
-}
-
-impl<F: FnMut(&GrpoStep)> Observer for F {
-    fn on_step(&mut self, metrics: &GrpoStep) {
-        self(metrics)
-    }
-}
-
 // ANCHOR: train
 /// Runs `trainer` up to step `until` (at most `config.grpo.steps`), writing into the folder
 /// `dir`: the config and the reference (once, when starting at step 0), one JSON line per
@@ -845,7 +833,7 @@ pub fn train(
     trainer: &mut GrpoTrainer,
     dir: &Path,
     until: usize,
-    mut observer: impl Observer,
+    mut on_step: impl FnMut(&GrpoStep),
 ) -> Result<()> {
     let g = trainer.config.grpo.clone();
     let until = until.min(g.steps);
@@ -878,7 +866,7 @@ pub fn train(
     let base = trainer.seconds;
     while trainer.step < until {
         let mut m = trainer.step().map_err(|e| match e {
-            Error::Invalid { what, why } => Error::invalid(
+            Error::Invalid { what, why } if dir.join(LATEST).exists() => Error::invalid(
                 what,
                 format!(
                     "{why}; the last good checkpoint is in {}",
@@ -894,7 +882,7 @@ pub fn train(
         trainer.seconds = base + clock.elapsed().as_secs_f64();
         m.seconds = trainer.seconds;
         append_line(&metrics_path, &m)?;
-        observer.on_step(&m);
+        on_step(&m);
         if last || (g.checkpoint_every > 0 && trainer.step % g.checkpoint_every == 0) {
             trainer.save(dir)?;
         }
