@@ -6,13 +6,14 @@
 //! log-probabilities, fine-tuning): prompts padded on the *left* to a common length, responses
 //! after them; the attention mask hides the padding.
 
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Embedding, Linear, VarBuilder, VarMap};
 use gridworld::rand::rngs::StdRng;
 use gridworld::rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::lm::fused;
 use crate::policy::candle_err;
 
 /// The shape of a model.
@@ -83,8 +84,8 @@ impl GptConfig {
     }
 }
 
-/// Layer normalisation written with plain tensor ops, so that it has a gradient.
-/// (`candle_nn::LayerNorm` uses a fused kernel without a backward pass.)
+/// Layer normalisation with a gradient (`candle_nn::LayerNorm`'s fused kernel has no backward
+/// pass): [`fused::layer_norm`], one kernel on the CPU, plain tensor ops elsewhere.
 #[derive(Clone, Debug)]
 struct Norm {
     weight: Tensor,
@@ -100,38 +101,77 @@ impl Norm {
     }
 
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?
-            .broadcast_mul(&self.weight)?
-            .broadcast_add(&self.bias)
+        fused::layer_norm(x, &self.weight, &self.bias, 1e-5)
     }
 }
 
-/// One block's cached keys and values, (B, H, T, d_h) each.
-type KvSlot = Option<(Tensor, Tensor)>;
+/// One block's cached keys and values: buffers (B, H, capacity, d_h) allocated at the first
+/// token, of which the first `len` positions are filled.
+#[derive(Debug)]
+struct KvBuffers {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+type KvSlot = Option<KvBuffers>;
 type CResult<T> = candle_core::Result<T>;
+
+impl KvBuffers {
+    /// Writes the new keys and values (B, H, T, d_h) after the cached ones and returns all of
+    /// them as views (B, H, len, d_h), without copying the old ones.
+    fn append(
+        slot: &mut KvSlot,
+        k: &Tensor,
+        v: &Tensor,
+        capacity: usize,
+    ) -> CResult<(Tensor, Tensor)> {
+        let (b, h, t, dh) = k.dims4()?;
+        if slot.is_none() {
+            let zeros = || Tensor::zeros((b, h, capacity, dh), k.dtype(), k.device());
+            *slot = Some(KvBuffers {
+                k: zeros()?,
+                v: zeros()?,
+                len: 0,
+            });
+        }
+        let Some(buf) = slot.as_mut() else {
+            unreachable!("allocated above")
+        };
+        if buf.len + t > capacity {
+            candle_core::bail!(
+                "KV cache full: {} positions cached, {t} more, capacity {capacity}",
+                buf.len
+            );
+        }
+        buf.k.slice_set(k, 2, buf.len)?;
+        buf.v.slice_set(v, 2, buf.len)?;
+        buf.len += t;
+        Ok((buf.k.narrow(2, 0, buf.len)?, buf.v.narrow(2, 0, buf.len)?))
+    }
+}
 
 /// Keys and values of every block for the tokens read so far: reading one more token costs
 /// one row of attention instead of a pass over the whole sequence.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct KvCache {
     layers: Vec<KvSlot>,
+    capacity: usize,
 }
 
 impl KvCache {
-    /// An empty cache for a model with `layers` blocks.
-    pub fn new(layers: usize) -> KvCache {
+    /// An empty cache for a model with `layers` blocks, room for `capacity` positions.
+    pub fn new(layers: usize, capacity: usize) -> KvCache {
         KvCache {
-            layers: vec![None; layers],
+            layers: (0..layers).map(|_| None).collect(),
+            capacity,
         }
     }
 
     /// Number of positions cached.
     pub fn len(&self) -> usize {
         match self.layers.first() {
-            Some(Some((k, _))) => k.dim(2).unwrap_or(0),
+            Some(Some(buf)) => buf.len,
             _ => 0,
         }
     }
@@ -158,11 +198,11 @@ impl Attention {
         &self,
         x: &Tensor,
         mask: &Tensor,
-        cache: Option<&mut KvSlot>,
+        cache: Option<(&mut KvSlot, usize)>,
     ) -> candle_core::Result<Tensor> {
         let (b, t, c) = x.dims3()?;
         let dh = c / self.heads;
-        let qkv = self.qkv.forward(x)?;
+        let qkv = fused::linear(x, &self.qkv)?;
         let split = |i: usize| -> candle_core::Result<Tensor> {
             qkv.narrow(2, i * c, c)?
                 .reshape((b, t, self.heads, dh))?
@@ -170,18 +210,14 @@ impl Attention {
                 .contiguous()
         };
         let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
-        if let Some(slot) = cache {
-            if let Some((k0, v0)) = slot.take() {
-                k = Tensor::cat(&[&k0, &k], 2)?;
-                v = Tensor::cat(&[&v0, &v], 2)?;
-            }
-            *slot = Some((k.clone(), v.clone()));
+        if let Some((slot, capacity)) = cache {
+            (k, v) = KvBuffers::append(slot, &k, &v, capacity)?;
         }
         // scores_{ij} = q_i · k_j / √d_h, masked, softmax over j, then a weighted sum of v_j.
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (dh as f64).sqrt())?;
-        let weights = candle_nn::ops::softmax(&scores.broadcast_add(mask)?, D::Minus1)?;
+        let scores = q.matmul(&k.t()?)?;
+        let weights = fused::masked_softmax(&scores, mask, 1.0 / (dh as f64).sqrt())?;
         let y = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
-        self.proj.forward(&y)
+        fused::linear(&y, &self.proj)
     }
 }
 // ANCHOR_END: attention
@@ -198,10 +234,15 @@ struct Block {
 // ANCHOR: block
 impl Block {
     /// A pre-norm block: x + attention(norm(x)), then x + MLP(norm(x)).
-    fn forward(&self, x: &Tensor, mask: &Tensor, cache: Option<&mut KvSlot>) -> CResult<Tensor> {
+    fn forward(
+        &self,
+        x: &Tensor,
+        mask: &Tensor,
+        cache: Option<(&mut KvSlot, usize)>,
+    ) -> CResult<Tensor> {
         let x = (x + self.attn.forward(&self.ln1.forward(x)?, mask, cache)?)?;
-        let h = self.fc1.forward(&self.ln2.forward(&x)?)?.gelu()?;
-        x + self.fc2.forward(&h)?
+        let h = fused::gelu(&fused::linear(&self.ln2.forward(&x)?, &self.fc1)?)?;
+        x + fused::linear(&h, &self.fc2)?
     }
 }
 // ANCHOR_END: block
@@ -333,9 +374,9 @@ impl Gpt {
         Ok(other)
     }
 
-    /// A fresh cache for generation.
+    /// A fresh cache for generation, with room for the whole context.
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.config.layers)
+        KvCache::new(self.config.layers, self.config.context)
     }
 
     // ANCHOR: forward
@@ -351,7 +392,7 @@ impl Gpt {
     ) -> candle_core::Result<Tensor> {
         let mut x = (self.tok_emb.forward(tokens)? + self.pos_emb.forward(positions)?)?;
         for (i, block) in self.blocks.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            let slot = cache.as_deref_mut().map(|c| (&mut c.layers[i], c.capacity));
             x = block.forward(&x, mask, slot)?;
         }
         self.head.forward(&self.ln_f.forward(&x)?)
