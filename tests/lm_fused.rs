@@ -197,3 +197,34 @@ fn linear_with_fused_bias_matches_candle_linear() {
         );
     }
 }
+
+#[test]
+fn decode_attention_over_a_cache_view_matches_composite() {
+    // One query per row over the first 6 of 9 cached positions, with left padding hidden.
+    let (b, h, cap, l, dh) = (3, 2, 9, 6, 20);
+    let q = randn(&[b, h, 1, dh], 1.0, 10);
+    let k = randn(&[b, h, cap, dh], 1.0, 11).narrow(2, 0, l).unwrap();
+    let v = randn(&[b, h, cap, dh], 1.0, 12).narrow(2, 0, l).unwrap();
+    assert!(!k.is_contiguous());
+    let mask = causal_mask(b, 1, l, 2);
+    let scale = 1.0 / (dh as f64).sqrt();
+    let fast = fused::decode_attention(&q, &k, &v, &mask, scale).unwrap();
+    let weights = zero_to_r1::candle_nn::ops::softmax(
+        &(q.matmul(&k.t().unwrap()).unwrap() * scale)
+            .unwrap()
+            .broadcast_add(&mask)
+            .unwrap(),
+        D::Minus1,
+    )
+    .unwrap();
+    let slow = weights.matmul(&v.contiguous().unwrap()).unwrap();
+    let d = max_rel_diff(&fast, &slow);
+    assert!(d < 1e-5, "differs by {d}");
+    let bad = Tensor::zeros(
+        (b, 1, 1, l + 1),
+        zero_to_r1::candle::DType::F32,
+        &Device::Cpu,
+    )
+    .unwrap();
+    assert!(fused::decode_attention(&q, &k, &v, &bad, scale).is_err());
+}

@@ -209,15 +209,21 @@ impl Attention {
                 .transpose(1, 2)?
                 .contiguous()
         };
-        let (q, mut k, mut v) = (split(0)?, split(1)?, split(2)?);
-        if let Some((slot, capacity)) = cache {
-            (k, v) = KvBuffers::append(slot, &k, &v, capacity)?;
-        }
-        // scores_{ij} = q_i · k_j / √d_h, masked, softmax over j, then a weighted sum of v_j.
-        let scores = q.matmul(&k.t()?)?;
-        let weights = fused::masked_softmax(&scores, mask, 1.0 / (dh as f64).sqrt())?;
-        let y = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
-        fused::linear(&y, &self.proj)
+        let (q, k, v) = (split(0)?, split(1)?, split(2)?);
+        let scale = 1.0 / (dh as f64).sqrt();
+        let y = match cache {
+            // Sampling: append to the cache, then one query per row over all of it.
+            Some((slot, capacity)) => {
+                let (k, v) = KvBuffers::append(slot, &k, &v, capacity)?;
+                fused::decode_attention(&q, &k, &v, mask, scale)?
+            }
+            // scores_ij = q_i · k_j / √d_h, masked, softmax over j, then Σ_j weight_ij v_j.
+            None => {
+                let weights = fused::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?;
+                weights.matmul(&v)?
+            }
+        };
+        fused::linear(&y.transpose(1, 2)?.reshape((b, t, c))?, &self.proj)
     }
 }
 // ANCHOR_END: attention
