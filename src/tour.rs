@@ -473,7 +473,6 @@ pub fn run(config: &TourConfig) -> Result<PathBuf> {
             format!("{:?} must be a plain folder name", config.name),
         ));
     }
-    crate::lm::keep_freed_memory();
     let dir = config.out.join(&config.name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let stages = vec![

@@ -26,14 +26,10 @@ use candle_core::Device;
 use crate::error::{Error, Result};
 
 /// The device called `name`: `cpu`, or `cuda` (the first NVIDIA GPU), which needs a build
-/// with `--features cuda` and a GPU; otherwise a clear error. For the CPU it also calls
-/// [`keep_freed_memory`].
+/// with `--features cuda` and a GPU; otherwise a clear error.
 pub fn device(name: &str) -> Result<Device> {
     match name {
-        "cpu" => {
-            keep_freed_memory();
-            Ok(Device::Cpu)
-        }
+        "cpu" => Ok(Device::Cpu),
         "cuda" => {
             if !cfg!(feature = "cuda") {
                 return Err(Error::invalid(
@@ -56,7 +52,7 @@ pub fn device(name: &str) -> Result<Device> {
 }
 
 /// Asks the C allocator (glibc, on Linux) to keep freed memory for reuse instead of handing it
-/// back to the kernel at once.
+/// back to the kernel at once. [`Gpt::new`](model::Gpt::new) calls it for a model on the CPU.
 ///
 /// Every tensor of a forward and backward pass is a fresh allocation of up to a few MB. By
 /// default glibc returns blocks that large to the kernel when they are freed, so the next

@@ -272,6 +272,9 @@ impl Gpt {
     /// 1/√(2·layers), biases 0, norms 1).
     pub fn new(config: &GptConfig, seed: u64, device: &Device) -> Result<Gpt> {
         config.validate()?;
+        if device.is_cpu() {
+            crate::lm::keep_freed_memory();
+        }
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
         let c = config;
