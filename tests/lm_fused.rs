@@ -228,3 +228,30 @@ fn decode_attention_over_a_cache_view_matches_composite() {
     .unwrap();
     assert!(fused::decode_attention(&q, &k, &v, &bad, scale).is_err());
 }
+
+#[test]
+fn kernels_split_across_threads_give_the_same_bits_every_time() {
+    // Large enough for every kernel to split its work; any order-dependent sum would show.
+    let x = randn(&[64, 54, 128], 2.0, 13);
+    let w = randn(&[128], 1.0, 14);
+    let b = randn(&[128], 1.0, 15);
+    let run = || {
+        let (y, g) = value_and_grads(
+            |t| {
+                let h = fused::layer_norm(&t[0], &t[1], &t[2], 1e-5).unwrap();
+                fused::gelu(&fused::add_bias(&h, &t[2]).unwrap()).unwrap()
+            },
+            &[x.clone(), w.clone(), b.clone()],
+            16,
+        );
+        let mut all = y.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for t in g {
+            all.extend(t.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+        }
+        all.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+    };
+    let first = run();
+    for _ in 0..20 {
+        assert!(run() == first, "a fused kernel is not deterministic");
+    }
+}

@@ -465,10 +465,13 @@ impl CustomOp1 for ColumnSum {
             }
             acc
         };
-        let sum = g
+        // Fixed pieces summed in order, whatever thread ran which: the same seed must give
+        // the same numbers, bit for bit.
+        let partial: Vec<Vec<f32>> = g
             .par_chunks(chunk)
-            .fold(|| vec![0f32; d], add)
-            .reduce(|| vec![0f32; d], |a, b| add(a, &b));
+            .map(|rows| add(vec![0f32; d], rows))
+            .collect();
+        let sum = partial.iter().fold(vec![0f32; d], |acc, p| add(acc, p));
         Ok((CpuStorage::F32(sum), Shape::from(d)))
     }
 }
