@@ -19,8 +19,22 @@ const GELU_CUBIC: f32 = 0.044_715;
 /// Work split into pieces of this many elements (rows are never split).
 const PIECE: usize = 1 << 14;
 
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+/// Switches the fused kernels on (the default) or off for the whole process. Off, every
+/// function here computes its composite definition: for checking a whole model against the
+/// plain tensor ops, and for measuring what the kernels buy.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the fused kernels are on (see [`set_enabled`]).
+pub fn enabled() -> bool {
+    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn is_fast(x: &Tensor) -> bool {
-    x.device().is_cpu() && x.dtype() == DType::F32
+    enabled() && x.device().is_cpu() && x.dtype() == DType::F32
 }
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
