@@ -46,6 +46,37 @@ enum Command {
     /// benches/torch_lm.py and benches/torch_cat.py (see benches/README.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Check that the language model computes on a GPU what it computes on the CPU.
+    ///
+    /// For a machine with an NVIDIA GPU and this binary (built with --features cuda) but no
+    /// Rust toolchain to run the test suite. A small model (2 blocks of width 64) is built on
+    /// the CPU from a fixed seed and copied to the device; each check runs the same inputs on
+    /// both, in f32 with TF32 matrix products off. The checks, with the largest absolute
+    /// difference that passes:
+    ///
+    /// forward — the logits of one forward pass over a padded batch, device vs CPU: 1e-4.
+    ///
+    /// kv-cache — on the device, the log-probabilities of greedy generation with the KV cache
+    /// vs those of one full forward pass over the generated tokens: 1e-4.
+    ///
+    /// greedy — the greedy tokens, device vs CPU: no row may differ. The seed is chosen so
+    /// that no greedy choice is a near tie; the line reports the smallest gap between the two
+    /// best logits.
+    ///
+    /// sft grads, sft loss, sft params — one fine-tuning step (AdamW, lr 1e-3): every
+    /// gradient of its loss, 2e-5; the loss, 1e-4; every parameter after the step, 5e-4 (half
+    /// the learning rate: a lost or reversed gradient moves a parameter by lr or 2·lr).
+    ///
+    /// grpo grads, grpo loss, grpo params — the same for one GRPO update (two minibatches)
+    /// on one batch sampled and scored on the CPU.
+    ///
+    /// Rounding alone moves these numbers by 1e-5 at most (gradients by 3e-7); a wrong kernel
+    /// moves them by 1e-3 or more. Prints one line per check: its name, the largest absolute
+    /// difference (and relative to the largest value), the tolerance, PASS or FAIL, and what
+    /// was compared. Exit status 0 if every check passes; 1 if one fails or the device cannot
+    /// be used. With --device cpu both sides are the CPU and every device-vs-CPU difference is
+    /// exactly 0.
+    GpuCheck(GpuCheckArgs),
     /// Regenerate the book's figures and tables (book/src/generated) from the experiments.
     Figures {
         /// Folder to write into.
@@ -82,6 +113,17 @@ enum Command {
     /// awards each exercise its points in proportion to its tests that pass. The table is
     /// markdown (paste it into a gradebook); --json writes a machine-readable report.
     Grade(GradeArgs),
+}
+
+#[derive(Args)]
+struct GpuCheckArgs {
+    /// The device to check against the CPU: cuda (needs a build with --features cuda and an
+    /// NVIDIA GPU) or cpu.
+    #[arg(long, default_value = "cuda")]
+    device: String,
+    /// Also write the results to this JSON file (written whether the checks pass or not).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -822,6 +864,65 @@ fn bench(command: BenchCommand) -> Result<()> {
     Ok(())
 }
 
+fn gpu_check(args: &GpuCheckArgs) -> Result<()> {
+    use zero_to_r1::lm::check::{device_check, Tolerances};
+    let dev = zero_to_r1::lm::device(&args.device)?;
+    let tol = Tolerances::default();
+    println!("checking {} against the CPU", args.device);
+    let num = |x: f64| {
+        if x == 0.0 {
+            "0".to_string()
+        } else {
+            format!("{x:.1e}")
+        }
+    };
+    let results = device_check(&dev, &tol, |r| {
+        let rel = r
+            .max_rel_diff
+            .map_or(String::new(), |x| format!(" (rel {})", num(x)));
+        println!(
+            "{:<15} max |diff| {:<18} tolerance {:<6} {}  {}",
+            r.name,
+            format!("{}{rel}", num(r.max_abs_diff)),
+            num(r.tolerance),
+            if r.pass { "PASS" } else { "FAIL" },
+            r.compared
+        );
+    })?;
+    let failed: Vec<&str> = results
+        .iter()
+        .filter(|r| !r.pass)
+        .map(|r| r.name.as_str())
+        .collect();
+    if let Some(path) = &args.json {
+        let report = serde_json::json!({
+            "device": args.device,
+            "passed": failed.is_empty(),
+            "tolerances": tol,
+            "checks": results,
+        });
+        let text = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::invalid("gpu-check", e.to_string()))?;
+        zero_to_r1::io::write_atomic(path, text.as_bytes())?;
+        println!("wrote {}", path.display());
+    }
+    if failed.is_empty() {
+        println!("all {} checks passed", results.len());
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "--device",
+            format!(
+                "{}: {} of {} checks failed against the CPU ({}); see the FAIL lines above",
+                args.device,
+                failed.len(),
+                results.len(),
+                failed.join(", ")
+            ),
+        ))
+    }
+}
+
 /// The command of a measured record, marked if a config or seed other than the defaults was
 /// used.
 fn record_command(base: &str, run: &LmRunArgs) -> String {
@@ -1226,6 +1327,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train(&args),
         Command::Lm(command) => lm(command),
         Command::Bench(command) => bench(command),
+        Command::GpuCheck(args) => gpu_check(&args),
         Command::House(HouseCommand::Show {
             house,
             max_steps,

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
+use candle_core::{DType, Device, Tensor};
 use gridworld::ndarray::Array2;
 use gridworld::rand::rngs::StdRng;
 use gridworld::rand::seq::SliceRandom;
@@ -288,6 +288,26 @@ impl ScoredBatch {
             .iter()
             .map(|r| r.len() as f64)
             .collect()
+    }
+
+    /// The same batch with its tensors on `device`: a batch sampled and scored on the CPU can
+    /// update a copy of the policy on a GPU with exactly the same inputs.
+    pub fn to_device(&self, device: &Device) -> Result<ScoredBatch> {
+        let ro = &self.rollout;
+        let to = |t: &Tensor| t.to_device(device).map_err(candle_err);
+        Ok(ScoredBatch {
+            rollout: Rollout {
+                tokens: to(&ro.tokens)?,
+                prompt_len: ro.prompt_len,
+                pads: ro.pads.clone(),
+                logp: to(&ro.logp)?,
+                mask: to(&ro.mask)?,
+                responses: ro.responses.clone(),
+            },
+            ref_logp: to(&self.ref_logp)?,
+            advantages: to(&self.advantages)?,
+            rewards: self.rewards.clone(),
+        })
     }
 
     /// The rows `rows` of the batch, as tensors on the policy's device, without the padding

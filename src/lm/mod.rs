@@ -7,6 +7,7 @@
 //! ```
 
 pub mod adamw;
+pub mod check;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
