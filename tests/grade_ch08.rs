@@ -4,7 +4,6 @@
 mod common;
 
 use common::{model, prompts};
-use zero_to_r1::candle::Device;
 use zero_to_r1::lm::generate::{generate, pack, response_logp, SampleConfig};
 use zero_to_r1::lm::tokenizer::Tokenizer;
 
@@ -55,12 +54,12 @@ fn ex_8_1_left_padding_does_not_change_a_response() {
     let resp = tok
         .encode("<think>7-3-0=4c0</think><answer>4</answer><eos>")
         .unwrap();
-    let dev = Device::Cpu;
+    let dev = m.device();
     let alone = {
         let (t, p, pads, _) = pack(
             std::slice::from_ref(&short),
             std::slice::from_ref(&resp),
-            &dev,
+            dev,
         )
         .unwrap();
         response_logp(&m, &t, p, &pads, false)
@@ -70,7 +69,7 @@ fn ex_8_1_left_padding_does_not_change_a_response() {
             .unwrap()
     };
     let batched = {
-        let (t, p, pads, _) = pack(&[long, short], &[resp.clone(), resp], &dev).unwrap();
+        let (t, p, pads, _) = pack(&[long, short], &[resp.clone(), resp], dev).unwrap();
         assert_eq!(pads, vec![0, 3]);
         response_logp(&m, &t, p, &pads, false)
             .unwrap()
@@ -86,12 +85,12 @@ fn ex_8_1_left_padding_does_not_change_a_response() {
 #[test]
 fn ex_8_1_logp_is_differentiable() {
     let m = model(5);
-    let dev = Device::Cpu;
+    let dev = m.device();
     let tok = Tokenizer;
     let (t, p, pads, mask) = pack(
         &[tok.encode("12+9=").unwrap()],
         &[tok.encode("<think>2+9=11</think>").unwrap()],
-        &dev,
+        dev,
     )
     .unwrap();
     let (logp, _) = response_logp(&m, &t, p, &pads, false).unwrap();

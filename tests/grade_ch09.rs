@@ -14,6 +14,7 @@ use zero_to_r1::objective::Aggregation;
 fn grid(rows: &[&[f32]]) -> Tensor {
     let (b, r) = (rows.len(), rows[0].len());
     let flat: Vec<f32> = rows.iter().flat_map(|x| x.iter().copied()).collect();
+    // Advantages only, no model: the CPU.
     Tensor::from_vec(flat, (b, r), &Device::Cpu).unwrap()
 }
 
@@ -82,10 +83,10 @@ fn ex_9_1_without_std_scaling_the_advantages_are_only_centred() {
 fn naive_logp(m: &Gpt, prompt: &[u32], response: &[u32]) -> Vec<f64> {
     let ids: Vec<u32> = prompt.iter().chain(response).copied().collect();
     let l = ids.len();
-    let dev = Device::Cpu;
-    let tokens = Tensor::from_vec(ids.clone(), (1, l), &dev).unwrap();
-    let pos = positions(&[0], 0, l, &dev).unwrap();
-    let mask = attention_mask(&[0], 0, l, &dev).unwrap();
+    let dev = m.device();
+    let tokens = Tensor::from_vec(ids.clone(), (1, l), dev).unwrap();
+    let pos = positions(&[0], 0, l, dev).unwrap();
+    let mask = attention_mask(&[0], 0, l, dev).unwrap();
     let logits = m.forward(&tokens, &pos, &mask, None).unwrap();
     let logits = logits.squeeze(0).unwrap().to_vec2::<f32>().unwrap();
     (0..response.len())
@@ -122,7 +123,7 @@ fn case(m: &Gpt) -> Case {
     .iter()
     .map(|r| tok.encode(r).unwrap())
     .collect();
-    let (tokens, p, pads, mask) = pack(&prompts, &responses, &Device::Cpu).unwrap();
+    let (tokens, p, pads, mask) = pack(&prompts, &responses, m.device()).unwrap();
     let logp: Vec<Vec<f64>> = prompts
         .iter()
         .zip(&responses)
@@ -144,7 +145,7 @@ fn case(m: &Gpt) -> Case {
     let adv = vec![1.3, -0.7, 0.4];
     let to_tensor = |rows: &[Vec<f64>]| {
         let flat: Vec<f32> = rows.iter().flatten().map(|&x| x as f32).collect();
-        Tensor::from_vec(flat, (3, r), &Device::Cpu).unwrap()
+        Tensor::from_vec(flat, (3, r), m.device()).unwrap()
     };
     let m_rows: Vec<Vec<f32>> = mask.to_vec2().unwrap();
     let adv_rows: Vec<Vec<f64>> = (0..3)
@@ -219,7 +220,7 @@ fn ex_9_2_a_step_on_the_loss_makes_good_responses_likelier() {
         .iter()
         .flat_map(|row| (0..r).map(|t| row.get(t).copied().unwrap_or(0.0) as f32))
         .collect();
-    c.part.old_logp = Tensor::from_vec(current, (3, r), &Device::Cpu).unwrap();
+    c.part.old_logp = Tensor::from_vec(current, (3, r), m.device()).unwrap();
     let total = |m: &Gpt, i: usize| -> f64 {
         let (_, logp, _) =
             part_loss(m, &c.part, 0.2, 0.0, Aggregation::ResponseMean, false).unwrap();

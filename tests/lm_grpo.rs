@@ -3,9 +3,9 @@
 
 mod common;
 
-use candle_core::{Device, Tensor, Var};
+use candle_core::{Tensor, Var};
 use candle_nn::{AdamW as CandleAdamW, Optimizer, ParamsAdamW};
-use common::{model, tiny};
+use common::{device, model, tiny};
 use zero_to_r1::lm::adamw::AdamW;
 use zero_to_r1::lm::config::LmConfig;
 use zero_to_r1::lm::grpo::{self, GrpoStep, GrpoTrainer};
@@ -46,9 +46,9 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 #[test]
 fn adamw_first_step_by_hand() {
     // m̂ = g and v̂ = g² after one step, so θ moves by lr · sign(g) after the decay θ(1 − lr·λ).
-    let var = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
+    let var = Var::new(&[1.0f32, -2.0], &device()).unwrap();
     let mut opt = AdamW::new(vec![("w".into(), var.clone())], 0.1, 0.01).unwrap();
-    let g = Tensor::new(&[0.5f32, -0.1], &Device::Cpu).unwrap();
+    let g = Tensor::new(&[0.5f32, -0.1], var.device()).unwrap();
     opt.step(&[Some(g)]).unwrap();
     let got: Vec<f32> = var.as_tensor().to_vec1().unwrap();
     assert!((got[0] - (0.999 - 0.1)).abs() < 1e-6, "{got:?}");
@@ -71,7 +71,7 @@ fn adamw_matches_candles_adamw() {
             .vars()
             .iter()
             .map(|v| {
-                Tensor::randn(0f32, 1.0, v.shape(), &Device::Cpu)
+                Tensor::randn(0f32, 1.0, v.shape(), v.device())
                     .unwrap()
                     .affine(1.0 + step as f64, 0.0)
                     .unwrap()
@@ -140,7 +140,7 @@ fn shares_make_the_parts_of_a_batch_add_up_to_the_whole() {
             [-1.0, 0.0, 0.0],
             [2.0, 2.0, 2.0],
         ],
-        &Device::Cpu,
+        &device(),
     )
     .unwrap();
     let mask = Tensor::new(
@@ -150,7 +150,7 @@ fn shares_make_the_parts_of_a_batch_add_up_to_the_whole() {
             [1.0, 0.0, 0.0],
             [1.0, 1.0, 1.0],
         ],
-        &Device::Cpu,
+        &device(),
     )
     .unwrap();
     for how in [
@@ -182,7 +182,7 @@ fn tiny_sft(seed: u64, steps: usize) -> (LmConfig, Gpt) {
     c.sft.warmup = 10;
     c.sft.lr = 0.01;
     let task = c.task().unwrap();
-    let m = Gpt::new(&c.model, seed, &Device::Cpu).unwrap();
+    let m = Gpt::new(&c.model, seed, &device()).unwrap();
     sft::train(&m, task.as_ref(), 1, &c.data, &c.sft, seed, |_| {}).unwrap();
     (c, m)
 }
@@ -253,7 +253,7 @@ fn grpo_raises_the_reward_of_a_tiny_model() {
     c.sft.warmup = 10;
     c.sft.lr = 0.01;
     let task = c.task().unwrap();
-    let m = Gpt::new(&c.model, 7, &Device::Cpu).unwrap();
+    let m = Gpt::new(&c.model, 7, &device()).unwrap();
     sft::train(&m, task.as_ref(), 1, &c.data, &c.sft, 7, |_| {}).unwrap();
     c.reward.format = 1.0;
     c.grpo.lr = 3e-3;
@@ -290,7 +290,7 @@ fn a_resumed_run_continues_exactly() {
     let mut first = GrpoTrainer::new(m.copy().unwrap(), m.copy().unwrap(), &c, 9).unwrap();
     grpo::train(&mut first, &b, 2, |_: &GrpoStep| {}).unwrap();
     drop(first);
-    let mut resumed = GrpoTrainer::resume(&b, &Device::Cpu).unwrap();
+    let mut resumed = GrpoTrainer::resume(&b, &device()).unwrap();
     assert_eq!(resumed.step, 2);
     grpo::train(&mut resumed, &b, 4, |_: &GrpoStep| {}).unwrap();
     assert_eq!(params(&straight.policy), params(&resumed.policy));
@@ -342,7 +342,7 @@ fn a_nan_stops_training_and_keeps_the_last_good_checkpoint() {
     assert_eq!(params(&t.policy), good, "the policy was updated with a NaN");
     let latest = std::fs::read_to_string(dir.join(grpo::LATEST)).unwrap();
     assert_eq!(latest, "step-000001");
-    let back = GrpoTrainer::resume(&dir, &Device::Cpu).unwrap();
+    let back = GrpoTrainer::resume(&dir, &device()).unwrap();
     assert_eq!(params(&back.policy), good);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -378,7 +378,7 @@ fn bad_grpo_settings_name_the_key() {
 fn a_corrupt_run_folder_is_a_clear_error() {
     let dir = temp_dir("corrupt");
     std::fs::create_dir_all(&dir).unwrap();
-    let err = GrpoTrainer::resume(&dir, &Device::Cpu)
+    let err = GrpoTrainer::resume(&dir, &device())
         .err()
         .unwrap()
         .to_string();
@@ -389,7 +389,7 @@ fn a_corrupt_run_folder_is_a_clear_error() {
     )
     .unwrap();
     std::fs::write(dir.join(grpo::LATEST), "../../etc").unwrap();
-    let err = GrpoTrainer::resume(&dir, &Device::Cpu)
+    let err = GrpoTrainer::resume(&dir, &device())
         .err()
         .unwrap()
         .to_string();

@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{model, prompts, tiny};
-use zero_to_r1::candle::{Device, Tensor};
+use common::{device, flat_params, model, prompts, tiny};
+use zero_to_r1::candle::Tensor;
 use zero_to_r1::lm::generate::{attention_mask, generate, positions, SampleConfig};
 use zero_to_r1::lm::model::{Gpt, GptConfig};
 use zero_to_r1::lm::tokenizer::{Tokenizer, EOS, PAD};
@@ -139,10 +139,10 @@ fn naive_forward(m: &Gpt, tokens: &[u32]) -> Vec<Vec<f64>> {
 }
 
 fn full_logits(m: &Gpt, tokens: &[u32], pads: &[usize], len: usize) -> Tensor {
-    let dev = Device::Cpu;
-    let t = Tensor::from_vec(tokens.to_vec(), (pads.len(), len), &dev).unwrap();
-    let pos = positions(pads, 0, len, &dev).unwrap();
-    let mask = attention_mask(pads, 0, len, &dev).unwrap();
+    let dev = m.device();
+    let t = Tensor::from_vec(tokens.to_vec(), (pads.len(), len), dev).unwrap();
+    let pos = positions(pads, 0, len, dev).unwrap();
+    let mask = attention_mask(pads, 0, len, dev).unwrap();
     m.forward(&t, &pos, &mask, None).unwrap()
 }
 
@@ -171,7 +171,7 @@ fn forward_matches_a_naive_loop_implementation() {
 #[test]
 fn logits_with_the_kv_cache_equal_a_full_forward_pass() {
     let m = model(1);
-    let dev = Device::Cpu;
+    let dev = m.device();
     let tokens = Tokenizer.encode("347+85=<think>7+5+0=2c1</think>").unwrap();
     let n = tokens.len();
     let full = full_logits(&m, &tokens, &[0], n).squeeze(0).unwrap();
@@ -180,9 +180,9 @@ fn logits_with_the_kv_cache_equal_a_full_forward_pass() {
     let mut rows = Vec::new();
     let mut start = 0;
     for len in std::iter::once(5).chain(std::iter::repeat_n(1, n - 5)) {
-        let t = Tensor::from_vec(tokens[start..start + len].to_vec(), (1, len), &dev).unwrap();
-        let pos = positions(&[0], start, len, &dev).unwrap();
-        let mask = attention_mask(&[0], start, len, &dev).unwrap();
+        let t = Tensor::from_vec(tokens[start..start + len].to_vec(), (1, len), dev).unwrap();
+        let pos = positions(&[0], start, len, dev).unwrap();
+        let mask = attention_mask(&[0], start, len, dev).unwrap();
         rows.push(
             m.forward(&t, &pos, &mask, Some(&mut cache))
                 .unwrap()
@@ -253,11 +253,11 @@ fn top_k_one_is_greedy() {
 #[test]
 fn parameter_count_and_bad_shapes() {
     let c = GptConfig::default();
-    let m = Gpt::new(&c, 0, &Device::Cpu).unwrap();
+    let m = Gpt::new(&c, 0, &device()).unwrap();
     assert_eq!(m.parameters(), c.parameters());
     assert!((700_000..1_200_000).contains(&m.parameters()));
     let bad = GptConfig { heads: 3, ..tiny() };
-    let e = Gpt::new(&bad, 0, &Device::Cpu).err().unwrap().to_string();
+    let e = Gpt::new(&bad, 0, &device()).err().unwrap().to_string();
     assert!(e.contains("model.heads"), "{e}");
     // A prompt as long as the context leaves no room: an error, not a panic.
     let long = vec![Tokenizer.encode(&"1".repeat(32)).unwrap()];
@@ -266,20 +266,7 @@ fn parameter_count_and_bad_shapes() {
 
 #[test]
 fn same_seed_same_weights() {
-    let a = model(8).named_vars();
-    let b = model(8).named_vars();
-    let c = model(9).named_vars();
-    let flat = |v: &[(String, zero_to_r1::candle::Var)]| -> Vec<f32> {
-        v.iter()
-            .flat_map(|(_, x)| {
-                x.as_tensor()
-                    .flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-            })
-            .collect()
-    };
-    assert_eq!(flat(&a), flat(&b));
-    assert_ne!(flat(&a), flat(&c));
+    let a = flat_params(&model(8));
+    assert_eq!(a, flat_params(&model(8)));
+    assert_ne!(a, flat_params(&model(9)));
 }

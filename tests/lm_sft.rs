@@ -1,8 +1,10 @@
 //! Checkpoints, configs, the learning-rate schedule, and fine-tuning that actually learns.
 
+mod common;
+
 use std::path::PathBuf;
 
-use zero_to_r1::candle::Device;
+use common::{device, flat_params as flat};
 use zero_to_r1::lm::checkpoint::{self, SHAPE, WEIGHTS};
 use zero_to_r1::lm::config::LmConfig;
 use zero_to_r1::lm::data::DataConfig;
@@ -29,25 +31,12 @@ fn tiny() -> GptConfig {
     }
 }
 
-fn flat(m: &Gpt) -> Vec<f32> {
-    m.named_vars()
-        .iter()
-        .flat_map(|(_, v)| {
-            v.as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap()
-        })
-        .collect()
-}
-
 #[test]
 fn checkpoints_round_trip_and_bad_ones_are_named_errors() {
     let dir = scratch("ck");
-    let m = Gpt::new(&tiny(), 3, &Device::Cpu).unwrap();
+    let m = Gpt::new(&tiny(), 3, &device()).unwrap();
     checkpoint::save(&m, &dir).unwrap();
-    let back = checkpoint::load(&dir, &Device::Cpu).unwrap();
+    let back = checkpoint::load(&dir, &device()).unwrap();
     assert_eq!(back.config(), m.config());
     assert_eq!(flat(&back), flat(&m));
     // No temporary files are left behind.
@@ -58,12 +47,7 @@ fn checkpoints_round_trip_and_bad_ones_are_named_errors() {
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
 
     let bytes = std::fs::read(dir.join(WEIGHTS)).unwrap();
-    let err = |dir: &PathBuf| {
-        checkpoint::load(dir, &Device::Cpu)
-            .err()
-            .unwrap()
-            .to_string()
-    };
+    let err = |dir: &PathBuf| checkpoint::load(dir, &device()).err().unwrap().to_string();
     // Truncated weights.
     std::fs::write(dir.join(WEIGHTS), &bytes[..bytes.len() / 2]).unwrap();
     let e = err(&dir);
@@ -78,7 +62,7 @@ fn checkpoints_round_trip_and_bad_ones_are_named_errors() {
             ..tiny()
         },
         0,
-        &Device::Cpu,
+        &device(),
     )
     .unwrap();
     let dir2 = scratch("ck2");
@@ -163,7 +147,7 @@ fn learning_rate_schedule_by_hand() {
 
 #[test]
 fn fine_tuning_learns_one_digit_arithmetic() {
-    let model = Gpt::new(&tiny(), 0, &Device::Cpu).unwrap();
+    let model = Gpt::new(&tiny(), 0, &device()).unwrap();
     let sft = SftConfig {
         steps: 60,
         batch_size: 16,
@@ -189,7 +173,7 @@ fn fine_tuning_learns_one_digit_arithmetic() {
     let eval = evaluate(&model, &Arithmetic, &problems, &config, 0).unwrap();
     assert!(eval.format_rate >= 0.5, "format rate {}", eval.format_rate);
     // Same seed, same numbers.
-    let again = Gpt::new(&tiny(), 0, &Device::Cpu).unwrap();
+    let again = Gpt::new(&tiny(), 0, &device()).unwrap();
     let r2 = train(&again, &Arithmetic, 1, &clean, &sft, 0, |_| {}).unwrap();
     assert_eq!(report.steps, r2.steps);
     assert_eq!(flat(&model), flat(&again));

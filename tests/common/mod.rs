@@ -120,9 +120,34 @@ pub fn tiny() -> GptConfig {
     }
 }
 
-/// A tiny GPT with seeded weights, on the CPU.
+/// The device of the language-model tests that can run on a GPU: the CPU, or with
+/// `ZERO_TO_R1_TEST_DEVICE=cuda` (and a build with `--features cuda`) the first NVIDIA GPU.
+pub fn device() -> Device {
+    match std::env::var("ZERO_TO_R1_TEST_DEVICE").as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("" | "cpu") => Device::Cpu,
+        Ok(name) => zero_to_r1::lm::device(name)
+            .unwrap_or_else(|e| panic!("ZERO_TO_R1_TEST_DEVICE={name}: {e}")),
+        Err(e) => panic!("ZERO_TO_R1_TEST_DEVICE: {e}"),
+    }
+}
+
+/// A tiny GPT with seeded weights, on the test device.
 pub fn model(seed: u64) -> Gpt {
-    Gpt::new(&tiny(), seed, &Device::Cpu).unwrap()
+    Gpt::new(&tiny(), seed, &device()).unwrap()
+}
+
+/// Every parameter of a model, in name order, as one vector.
+pub fn flat_params(m: &Gpt) -> Vec<f32> {
+    m.vars()
+        .iter()
+        .flat_map(|v| {
+            v.as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+        })
+        .collect()
 }
 
 /// Three prompts of different lengths.
