@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use zero_to_r1::candle::{Device, Tensor};
-use zero_to_r1::lm::check::{check_model_config, compare, copy_to, device_check, Tolerances};
+use zero_to_r1::lm::check::{check_model_config, compare, device_check, Tolerances};
 use zero_to_r1::lm::model::Gpt;
 
 const CHECKS: [&str; 9] = [
@@ -86,7 +86,7 @@ fn a_difference_beyond_the_tolerance_fails() {
 #[test]
 fn a_copy_to_a_device_has_the_same_weights_and_shares_none() {
     let m = Gpt::new(&check_model_config(), 3, &Device::Cpu).unwrap();
-    let c = copy_to(&m, &Device::Cpu).unwrap();
+    let c = m.copy_to(&Device::Cpu).unwrap();
     let flat = common::flat_params;
     let before = flat(&m);
     assert_eq!(flat(&c), before);

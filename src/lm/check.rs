@@ -196,18 +196,6 @@ fn gradient(loss: &Tensor, model: &Gpt) -> Result<Tensor> {
     })
 }
 
-/// A copy of `model` on `device`, with the same weights.
-pub fn copy_to(model: &Gpt, device: &Device) -> Result<Gpt> {
-    let other = Gpt::new(model.config(), 0, device)?;
-    for ((_, to), (_, from)) in other.named_vars().iter().zip(model.named_vars()) {
-        // `set` copies the values, so the copy shares nothing with `model`, even on the same
-        // device.
-        to.set(&from.as_tensor().to_device(device).map_err(candle_err)?)
-            .map_err(candle_err)?;
-    }
-    Ok(other)
-}
-
 /// The shape of the check's model: 2 blocks of width 64, about 0.1 M parameters. Small
 /// enough for the CPU side to take seconds, big enough for every kernel to do real work.
 pub fn check_model_config() -> GptConfig {
@@ -332,7 +320,7 @@ fn run_checks(device: &Device, tol: &Tolerances, emit: &mut dyn FnMut(CheckResul
     let cpu = &Device::Cpu;
     let config = check_config();
     let base = check_model(SEED, WEIGHT_SCALE)?;
-    let on_device = copy_to(&base, device)?;
+    let on_device = base.copy_to(device)?;
 
     // a. One full forward pass.
     let (prompts, responses) = batch()?;
@@ -397,9 +385,9 @@ fn run_checks(device: &Device, tol: &Tolerances, emit: &mut dyn FnMut(CheckResul
     // step 0): the gradient of its loss, then the step itself. Training starts from the
     // initial weights, as it does for real.
     let base = check_model(SEED, 1.0)?;
-    let on_device = copy_to(&base, device)?;
-    let (policy, reference) = (copy_to(&base, cpu)?, check_model(SEED + 1, 1.0)?);
-    let (policy_dev, reference_dev) = (copy_to(&base, device)?, copy_to(&reference, device)?);
+    let on_device = base.copy_to(device)?;
+    let (policy, reference) = (base.copy_to(cpu)?, check_model(SEED + 1, 1.0)?);
+    let (policy_dev, reference_dev) = (base.copy_to(device)?, reference.copy_to(device)?);
     let task = config.task()?;
     let (d, s) = (config.task.difficulty, &config.sft);
     let examples = data::batch(task.as_ref(), d, &config.data, SEED, 0, s.batch_size);

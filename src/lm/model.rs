@@ -375,9 +375,15 @@ impl Gpt {
     /// An independent copy with the same weights (e.g. a frozen reference of a policy about
     /// to be trained).
     pub fn copy(&self) -> Result<Gpt> {
-        let other = Gpt::new(&self.config, 0, &self.device)?;
+        self.copy_to(&self.device)
+    }
+
+    /// An independent copy with the same weights on `device`.
+    pub fn copy_to(&self, device: &Device) -> Result<Gpt> {
+        let other = Gpt::new(&self.config, 0, device)?;
         for ((_, to), (_, from)) in other.named_vars().iter().zip(self.named_vars()) {
-            to.set(&from.as_tensor().copy().map_err(candle_err)?)
+            // `set` copies the values: the copy shares no storage with `self`.
+            to.set(&from.as_tensor().to_device(device).map_err(candle_err)?)
                 .map_err(candle_err)?;
         }
         Ok(other)
