@@ -1367,6 +1367,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Every command allocates and frees tensors in a loop; keep the freed memory for reuse.
+    zero_to_r1::lm::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -53,14 +53,16 @@ pub fn device(name: &str) -> Result<Device> {
 }
 
 /// Asks the C allocator (glibc, on Linux) to keep freed memory for reuse instead of handing it
-/// back to the kernel at once. [`Gpt::new`](model::Gpt::new) calls it for a model on the CPU.
+/// back to the kernel at once. The `zero-to-r1` binary calls it first thing, and
+/// [`Gpt::new`](model::Gpt::new) for a model on the CPU (for notebooks and other programs).
 ///
 /// Every tensor of a forward and backward pass is a fresh allocation of up to a few MB. By
 /// default glibc returns blocks that large to the kernel when they are freed, so the next
 /// tensor arrives as new pages that the kernel must fault in and zero, 4 KiB at a time: a
 /// quarter of a training step's time on the CPU default. With these settings (blocks up to
 /// 32 MiB from the heap, no trimming of the heap's top below 1 GiB) the same step takes about
-/// a third less time. Other platforms keep their allocator's defaults.
+/// a third less time, and the cat's GRPO solves its house in a third of the time. Other
+/// platforms keep their allocator's defaults.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
