@@ -214,3 +214,19 @@ fn train_reports_the_learned_cat_and_writes_metrics() {
         assert!(err.contains(field), "{flag} {value}: {err}");
     }
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    use std::process::Stdio;
+    // The reader goes away before the command writes, as `| head -1` does after one line.
+    let mut child = bin()
+        .args(["house", "solve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -1369,11 +1369,30 @@ fn run(cli: Cli) -> Result<()> {
 fn main() -> ExitCode {
     // Every command allocates and frees tensors in a loop; keep the freed memory for reuse.
     zero_to_r1::lm::keep_freed_memory();
+    quiet_on_closed_pipe();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ends the process quietly, like other command-line tools, when whatever reads its output
+/// stops reading (`zero-to-r1 house show | head -3`). Rust ignores the broken-pipe signal, so
+/// the next `println!` would panic instead; this restores the signal's default action.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    {
+        extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        const SIGPIPE: i32 = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: sets the default action of one signal; no handler code runs in this process.
+        unsafe {
+            signal(SIGPIPE, SIG_DFL);
         }
     }
 }
