@@ -41,8 +41,9 @@ with_memory() {
   shift
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 500 > "$out/$name-memory.log" &
   local sampler=$!
-  local status=0
-  /usr/bin/time -v "$@" 2>&1 | tee "$out/$name.log" || status=$?
+  local status=0 timer=()
+  [ -x /usr/bin/time ] && timer=(/usr/bin/time -v)   # wall time and peak host memory, if there
+  "${timer[@]}" "$@" 2>&1 | tee "$out/$name.log" || status=${PIPESTATUS[0]}
   kill "$sampler" 2>/dev/null || true
   sort -n "$out/$name-memory.log" | tail -n 1 | awk '{print "peak GPU memory: " $1 " MiB"}' \
     | tee "$out/$name-peak-memory.txt"
