@@ -4,13 +4,14 @@
 use zero_to_r1::candle::{Device, Tensor, Var, D};
 use zero_to_r1::lm::fused;
 
-fn randn(shape: &[usize], std: f64, seed: u64) -> Tensor {
+/// Uniform numbers in (−1.7·`scale`, 1.7·`scale`), seeded.
+fn uniform(shape: &[usize], scale: f64, seed: u64) -> Tensor {
     use zero_to_r1::gridworld::rand::rngs::StdRng;
     use zero_to_r1::gridworld::rand::{RngExt, SeedableRng};
     let mut rng = StdRng::seed_from_u64(seed);
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n)
-        .map(|_| (std * (rng.random::<f64>() * 2.0 - 1.0) * 1.7) as f32)
+        .map(|_| (scale * (rng.random::<f64>() * 2.0 - 1.0) * 1.7) as f32)
         .collect();
     Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
 }
@@ -37,7 +38,7 @@ fn value_and_grads(
         .collect();
     let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
     let out = f(&ts);
-    let r = randn(out.dims(), 1.0, seed);
+    let r = uniform(out.dims(), 1.0, seed);
     let grads = (&out * r).unwrap().sum_all().unwrap().backward().unwrap();
     let g = vars
         .iter()
@@ -65,7 +66,7 @@ fn assert_matches(
 #[test]
 fn gelu_matches_tensor_gelu() {
     for (shape, seed) in [(vec![3, 5], 1), (vec![4, 54, 512], 2)] {
-        let x = randn(&shape, 3.0, seed);
+        let x = uniform(&shape, 3.0, seed);
         assert_matches(
             |t| fused::gelu(&t[0]).unwrap(),
             |t| t[0].gelu().unwrap(),
@@ -86,9 +87,9 @@ fn gelu_matches_tensor_gelu() {
 fn layer_norm_matches_composite() {
     for (shape, seed) in [(vec![2, 3, 8], 3), (vec![64, 54, 128], 4)] {
         let d = *shape.last().unwrap();
-        let x = (randn(&shape, 2.0, seed) + 0.5).unwrap();
-        let w = (randn(&[d], 0.5, seed + 10) + 1.0).unwrap();
-        let b = randn(&[d], 0.5, seed + 20);
+        let x = (uniform(&shape, 2.0, seed) + 0.5).unwrap();
+        let w = (uniform(&[d], 0.5, seed + 10) + 1.0).unwrap();
+        let b = uniform(&[d], 0.5, seed + 20);
         assert_matches(
             |t| fused::layer_norm(&t[0], &t[1], &t[2], 1e-5).unwrap(),
             |t| fused::layer_norm_composite(&t[0], &t[1], &t[2], 1e-5).unwrap(),
@@ -136,7 +137,7 @@ fn causal_mask(b: usize, t: usize, k: usize, pad: usize) -> Tensor {
 fn masked_softmax_matches_composite() {
     // Full attention (T = K) and one new query over a cache (T = 1), small and large.
     for (b, h, t, k, seed) in [(2, 3, 5, 5, 5), (3, 2, 1, 7, 6), (32, 4, 54, 54, 7)] {
-        let scores = randn(&[b, h, t, k], 4.0, seed);
+        let scores = uniform(&[b, h, t, k], 4.0, seed);
         let mask = causal_mask(b, t, k, 1);
         let scale = 0.25;
         let (m1, m2) = (mask.clone(), mask.clone());
@@ -180,9 +181,9 @@ fn linear_with_fused_bias_matches_candle_linear() {
     use zero_to_r1::candle::Module;
     for (shape, seed) in [(vec![2, 3, 4], 8), (vec![64, 54, 128], 9)] {
         let k = *shape.last().unwrap();
-        let x = randn(&shape, 1.0, seed);
-        let w = randn(&[5, k], 0.3, seed + 1);
-        let b = randn(&[5], 1.0, seed + 2);
+        let x = uniform(&shape, 1.0, seed);
+        let w = uniform(&[5, k], 0.3, seed + 1);
+        let b = uniform(&[5], 1.0, seed + 2);
         assert_matches(
             |t| {
                 let layer = zero_to_r1::candle_nn::Linear::new(t[1].clone(), Some(t[2].clone()));
@@ -202,9 +203,9 @@ fn linear_with_fused_bias_matches_candle_linear() {
 fn decode_attention_over_a_cache_view_matches_composite() {
     // One query per row over the first 6 of 9 cached positions, with left padding hidden.
     let (b, h, cap, l, dh) = (3, 2, 9, 6, 20);
-    let q = randn(&[b, h, 1, dh], 1.0, 10);
-    let k = randn(&[b, h, cap, dh], 1.0, 11).narrow(2, 0, l).unwrap();
-    let v = randn(&[b, h, cap, dh], 1.0, 12).narrow(2, 0, l).unwrap();
+    let q = uniform(&[b, h, 1, dh], 1.0, 10);
+    let k = uniform(&[b, h, cap, dh], 1.0, 11).narrow(2, 0, l).unwrap();
+    let v = uniform(&[b, h, cap, dh], 1.0, 12).narrow(2, 0, l).unwrap();
     assert!(!k.is_contiguous());
     let mask = causal_mask(b, 1, l, 2);
     let scale = 1.0 / (dh as f64).sqrt();
@@ -232,9 +233,9 @@ fn decode_attention_over_a_cache_view_matches_composite() {
 #[test]
 fn kernels_split_across_threads_give_the_same_bits_every_time() {
     // Large enough for every kernel to split its work; any order-dependent sum would show.
-    let x = randn(&[64, 54, 128], 2.0, 13);
-    let w = randn(&[128], 1.0, 14);
-    let b = randn(&[128], 1.0, 15);
+    let x = uniform(&[64, 54, 128], 2.0, 13);
+    let w = uniform(&[128], 1.0, 14);
+    let b = uniform(&[128], 1.0, 15);
     let run = || {
         let (y, g) = value_and_grads(
             |t| {

@@ -153,7 +153,7 @@ impl KvBuffers {
 
 /// Keys and values of every block for the tokens read so far: reading one more token costs
 /// one row of attention instead of a pass over the whole sequence.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct KvCache {
     layers: Vec<KvSlot>,
     capacity: usize,
