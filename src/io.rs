@@ -32,3 +32,69 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }
+
+/// Whether `name` is one of the temporary names this crate writes before a rename
+/// (`.NAME.tmpPID`, a file or a checkpoint folder).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.')
+        && name
+            .rsplit_once(".tmp")
+            .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Removes the temporaries that a killed process or a full disk left in the folder `dir`
+/// (not in its subfolders); returns how many. A missing folder has none.
+pub fn remove_temporaries(dir: &Path) -> Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        if !is_temporary(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
+        if kind.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        }
+        .map_err(|e| Error::io(&path, e))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// The longest user file (a map, a config) that is read: anything longer is a mistake (or
+/// `/dev/zero`), and is refused before it fills the memory.
+pub const MAX_USER_FILE: u64 = 4 << 20;
+
+/// Reads a text file written by a person, at most [`MAX_USER_FILE`] bytes, naming it in
+/// every error.
+pub fn read_user_text(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_USER_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > MAX_USER_FILE {
+        return Err(Error::invalid(
+            format!("file {}", path.display()),
+            format!(
+                "longer than {} MiB; is it the right file?",
+                MAX_USER_FILE >> 20
+            ),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::invalid(
+            format!("file {}", path.display()),
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
+}

@@ -486,8 +486,13 @@ pub fn run(config: &TourConfig) -> Result<PathBuf> {
         chapter8(&dir, config)?,
         chapter9(&dir, config)?,
     ];
-    for s in &stages {
-        println!("{}: {}", s.title, s.summary);
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        for s in &stages {
+            writeln!(stdout, "{}: {}", s.title, s.summary)
+                .map_err(|e| Error::io("standard output", e))?;
+        }
     }
     let metrics: serde_json::Map<String, serde_json::Value> = stages
         .iter()

@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 /// The largest house we accept, in cells per side.
@@ -240,8 +241,23 @@ impl House {
     pub fn from_file(path: impl AsRef<Path>) -> Result<House, MapError> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            MapError::new(MapErrorKind::Unreadable(e.to_string()), None).in_file(name.clone())
+        let unreadable =
+            |why: String| MapError::new(MapErrorKind::Unreadable(why), None).in_file(name.clone());
+        // A map of MAX_SIDE × MAX_SIDE cells is far smaller than this; a longer file (or
+        // /dev/zero) is refused before it fills the memory.
+        const MAX_BYTES: u64 = 1 << 20;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| unreadable(e.to_string()))?;
+        if bytes.len() as u64 > MAX_BYTES {
+            return Err(unreadable("longer than 1 MiB: not a map".into()));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            unreadable(format!(
+                "not UTF-8 text (byte {})",
+                e.utf8_error().valid_up_to()
+            ))
         })?;
         House::parse(&text).map_err(|e| e.in_file(name))
     }

@@ -12,6 +12,23 @@ use zero_to_r1::{experiments, handout, notebook, plot, tour, Error, Result};
 ///
 /// With no command, runs the tour: every chapter's experiment, writing figures, a metrics
 /// file and an index page under runs/tour/.
+/// `println!` that returns an error instead of panicking when standard output cannot be
+/// written (a full disk, `> /dev/full`).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(|e| Error::io("standard output", e))?
+    }};
+}
+
+/// `print!` with the same care as [`say!`].
+macro_rules! put {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*).map_err(|e| Error::io("standard output", e))?
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "zero-to-r1", version, about, long_about, max_term_width = 100)]
 struct Cli {
@@ -371,9 +388,13 @@ enum LmCommand {
         /// Override the number of optimizer steps of the config.
         #[arg(long)]
         steps: Option<usize>,
-        /// Checkpoint folder [default: runs/lm/TASK/sft].
+        /// Checkpoint folder [default: runs/lm/TASK/sft]. It must be empty or new, unless
+        /// --overwrite is given.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Replace the checkpoint that --out holds already.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Evaluate a checkpoint on held-out prompts (never seen in training).
     ///
@@ -415,9 +436,12 @@ enum LmCommand {
     /// frozen SFT model. Writes into --out: `sft/` (the SFT checkpoint), `grpo/` (config,
     /// reference, one JSON line of metrics per step in metrics.jsonl, checkpoints) and
     /// summary.json (held-out accuracy before and after). Every setting is in the config's
-    /// [grpo] section (see configs/addition-cpu.toml); the flags override a few. Interrupted?
-    /// Run the same command with --resume: it continues from the latest checkpoint and gives
-    /// the same numbers as an uninterrupted run.
+    /// [grpo] section (see configs/addition-cpu.toml); the flags override a few.
+    ///
+    /// Interrupted (Ctrl-C, a kill, a full disk)? Run `r1-zero --out DIR --resume`: it
+    /// continues from the latest checkpoint with the run's own settings (run.json,
+    /// grpo/config.toml) and gives the same numbers as an uninterrupted run. With --resume
+    /// only --steps (to extend the run) and --device may be given.
     R1Zero {
         #[command(flatten)]
         run: LmRunArgs,
@@ -439,12 +463,16 @@ enum LmCommand {
         /// Start from this SFT checkpoint folder instead of fine-tuning.
         #[arg(long, value_name = "DIR", conflicts_with = "resume")]
         sft: Option<PathBuf>,
-        /// Run folder [default: runs/lm/TASK/r1-zero].
+        /// Run folder [default: runs/lm/TASK/r1-zero]. A new run needs an empty or new
+        /// folder, unless --overwrite is given.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// Continue the run in --out from its latest checkpoint (its own config is used).
-        #[arg(long)]
+        /// Continue the run in --out from its latest checkpoint (its own settings are used).
+        #[arg(long, conflicts_with = "overwrite")]
         resume: bool,
+        /// Start a new run in --out even though it holds an earlier one (which is deleted).
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Measure chapter 9's runs for the book: one SFT model, then GRPO, Dr. GRPO and the
     /// ablations (no ÷std, β = 0, μ = 2) from copies of it (about half an hour on two cores).
@@ -503,9 +531,9 @@ struct LmRunArgs {
     /// countdown without --config takes the GPU config, configs/countdown-gpu.toml).
     #[arg(long)]
     task: Option<String>,
-    /// Seed of the weights, the data and the samples.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Seed of the weights, the data and the samples [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
     /// cpu, or cuda (needs a build with --features cuda and an NVIDIA GPU).
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -531,6 +559,10 @@ impl LmRunArgs {
         Ok(c)
     }
 
+    fn seed(&self) -> u64 {
+        self.seed.unwrap_or(0)
+    }
+
     fn checkpoint(&self, given: &Option<PathBuf>, task: &str) -> PathBuf {
         given
             .clone()
@@ -541,7 +573,12 @@ impl LmRunArgs {
 fn lm(command: LmCommand) -> Result<()> {
     use zero_to_r1::lm::{device, eval, generate, reward, task, tokenizer::Tokenizer};
     match command {
-        LmCommand::Sft { run, steps, out } => {
+        LmCommand::Sft {
+            run,
+            steps,
+            out,
+            overwrite,
+        } => {
             let mut config = run.config()?;
             if let Some(s) = steps {
                 config.sft.steps = s;
@@ -550,9 +587,10 @@ fn lm(command: LmCommand) -> Result<()> {
             config.validate()?;
             let dev = device(&run.device)?;
             let out = run.checkpoint(&out, &config.task.name);
-            let r = zero_to_r1::lm::run::sft_and_eval(&config, run.seed, &dev, true, Some(&out))?;
+            zero_to_r1::lm::run::claim_folder(&out, overwrite)?;
+            let r = zero_to_r1::lm::run::sft_and_eval(&config, run.seed(), &dev, true, Some(&out))?;
             let s = r.summary(&config);
-            println!(
+            say!(
                 "{} parameters, {} steps in {:.1} s ({:.0} tokens/s); loss {:.3} → {:.3}",
                 s.parameters,
                 s.steps,
@@ -561,8 +599,8 @@ fn lm(command: LmCommand) -> Result<()> {
                 s.first_loss,
                 s.final_loss
             );
-            print_eval(&r.eval, config.data.clean_rate());
-            println!("wrote the checkpoint and metrics to {}", out.display());
+            print_eval(&r.eval, config.data.clean_rate())?;
+            say!("wrote the checkpoint and metrics to {}", out.display());
             Ok(())
         }
         LmCommand::Measure { run, out, machine } => {
@@ -574,7 +612,7 @@ fn lm(command: LmCommand) -> Result<()> {
             }
             let config = zero_to_r1::experiments::ch08::Ch08Config {
                 lm: run.config()?,
-                seed: run.seed,
+                seed: run.seed(),
                 ..Default::default()
             };
             let bar = tour::progress_bar(config.lm.sft.steps as u64, "8 · SFT", true);
@@ -598,62 +636,94 @@ fn lm(command: LmCommand) -> Result<()> {
             sft,
             out,
             resume,
+            overwrite,
         } => {
-            use zero_to_r1::lm::run::{r1_zero, Start};
-            let mut config = run.config()?;
-            if let Some(a) = &algo {
-                config.grpo.set_algo(a)?;
-            }
-            if let Some(s) = steps {
-                config.grpo.steps = s;
-                config.grpo.warmup = config.grpo.warmup.min(s);
-            }
-            if let Some(s) = sft_steps {
-                config.sft.steps = s;
-                config.sft.warmup = config.sft.warmup.min(s);
-            }
-            if let Some(b) = beta {
-                config.grpo.beta = b;
-            }
-            if let Some(e) = epochs {
-                config.grpo.epochs = e;
-            }
-            config.validate()?;
-            let dev = device(&run.device)?;
-            let out = out.unwrap_or_else(|| {
-                PathBuf::from("runs/lm")
-                    .join(&config.task.name)
-                    .join("r1-zero")
-            });
-            let start = match (&sft, resume) {
-                (_, true) => Start::Resume,
-                (Some(dir), false) => Start::Checkpoint(dir),
-                (None, false) => Start::Sft,
-            };
+            use zero_to_r1::lm::run::{claim_folder, r1_zero, resume_r1_zero, Start};
             let clock = std::time::Instant::now();
-            let (s, _) = r1_zero(&config, run.seed, &dev, true, &out, start)?;
+            let (s, out, k) = if resume {
+                let out = out.ok_or_else(|| {
+                    Error::invalid("--resume", "name the run to continue with --out DIR")
+                })?;
+                let fixed = [
+                    ("--config", run.config.is_some()),
+                    ("--task", run.task.is_some()),
+                    ("--seed", run.seed.is_some()),
+                    ("--algo", algo.is_some()),
+                    ("--sft-steps", sft_steps.is_some()),
+                    ("--beta", beta.is_some()),
+                    ("--epochs", epochs.is_some()),
+                ];
+                if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
+                    return Err(Error::invalid(
+                        flag.to_string(),
+                        format!(
+                            "a resumed run keeps the settings it started with (in {}); \
+                             only --steps and --device may be given with --resume",
+                            out.display()
+                        ),
+                    ));
+                }
+                let dev = device(&run.device)?;
+                let (s, _) = resume_r1_zero(&out, &dev, true, steps)?;
+                let k = zero_to_r1::lm::run::R1ZeroRun::load(&out)?.config.eval.k;
+                (s, out, k)
+            } else {
+                let mut config = run.config()?;
+                if let Some(a) = &algo {
+                    config.grpo.set_algo(a)?;
+                }
+                if let Some(s) = steps {
+                    config.grpo.steps = s;
+                    config.grpo.warmup = config.grpo.warmup.min(s);
+                }
+                if let Some(s) = sft_steps {
+                    config.sft.steps = s;
+                    config.sft.warmup = config.sft.warmup.min(s);
+                }
+                if let Some(b) = beta {
+                    config.grpo.beta = b;
+                }
+                if let Some(e) = epochs {
+                    config.grpo.epochs = e;
+                }
+                config.validate()?;
+                let dev = device(&run.device)?;
+                let out = out.unwrap_or_else(|| {
+                    PathBuf::from("runs/lm")
+                        .join(&config.task.name)
+                        .join("r1-zero")
+                });
+                claim_folder(&out, overwrite)?;
+                let start = match &sft {
+                    Some(dir) => Start::Checkpoint(dir),
+                    None => Start::Sft,
+                };
+                let (s, _) = r1_zero(&config, run.seed(), &dev, true, &out, start)?;
+                (s, out, config.eval.k)
+            };
             let pct = |x: f64| format!("{:.1}%", 100.0 * x);
-            println!(
-                "{} parameters; SFT {} steps in {:.0} s, GRPO {} steps in {:.0} s ({:.0} s in all)",
+            let sft_part = match &s.sft_from {
+                Some(dir) => format!("SFT model from {}", dir.display()),
+                None => format!("SFT {} steps in {:.0} s", s.sft_steps, s.sft_seconds),
+            };
+            say!(
+                "{} parameters; {sft_part}, GRPO {} steps in {:.0} s ({:.0} s in this process)",
                 s.parameters,
-                s.sft_steps,
-                s.sft_seconds,
                 s.grpo_steps,
                 s.grpo_seconds,
                 clock.elapsed().as_secs_f64()
             );
-            println!(
-                "held-out greedy accuracy {} → {} ({:+.1} points); format {} → {}; pass@{} {} → {}",
+            say!(
+                "held-out greedy accuracy {} → {} ({:+.1} points); format {} → {}; pass@{k} {} → {}",
                 pct(s.before.greedy_accuracy),
                 pct(s.after.greedy_accuracy),
                 s.lift_points,
                 pct(s.before.format_rate),
                 pct(s.after.format_rate),
-                config.eval.k,
                 pct(s.before.pass_at_k),
                 pct(s.after.pass_at_k)
             );
-            println!("wrote the run to {}", out.display());
+            say!("wrote the run to {}", out.display());
             Ok(())
         }
         LmCommand::MeasureR1 {
@@ -685,11 +755,15 @@ fn lm(command: LmCommand) -> Result<()> {
             } else {
                 only.len()
             };
-            println!("fine-tuning the SFT model ({} steps)…", config.sft.steps);
+            say!("fine-tuning the SFT model ({} steps)…", config.sft.steps);
             let mut current = None;
             let mut started = 0;
-            let mut record =
-                zero_to_r1::experiments::ch09::run(&config, run.seed, &runs, &only, |name, m| {
+            let mut record = zero_to_r1::experiments::ch09::run(
+                &config,
+                run.seed(),
+                &runs,
+                &only,
+                |name, m| {
                     if current.as_ref().is_none_or(|(n, _)| n != name) {
                         started += 1;
                         let label = format!("9 · {name} ({started}/{count})");
@@ -700,7 +774,8 @@ fn lm(command: LmCommand) -> Result<()> {
                     if let Some((_, bar)) = current.as_mut() {
                         bar(m);
                     }
-                })?;
+                },
+            )?;
             record.machine = machine;
             record.command = record_command(&record.command, &run);
             let table = zero_to_r1::experiments::ch09::table(&record);
@@ -717,16 +792,26 @@ fn lm(command: LmCommand) -> Result<()> {
             if let Some(n) = problems {
                 ec.problems = n;
             }
+            let most = zero_to_r1::lm::config::MAX_PROBLEMS;
+            if ec.problems == 0 || ec.problems > most {
+                return Err(Error::invalid(
+                    "--problems",
+                    format!("{} must be in 1..={most}", ec.problems),
+                ));
+            }
             let task = config.task()?;
             let set = eval::heldout(task.as_ref(), ec.problems, config.task.difficulty);
-            let report = eval::evaluate(&model, task.as_ref(), &set, &ec, run.seed)?;
+            let report = eval::evaluate(&model, task.as_ref(), &set, &ec, run.seed())?;
             for s in report.greedy.iter().take(show) {
-                println!(
+                say!(
                     "{}  {}  [accuracy {}, format {}]",
-                    s.prompt, s.response, s.accuracy, s.format
+                    s.prompt,
+                    s.response,
+                    s.accuracy,
+                    s.format
                 );
             }
-            print_eval(&report, config.data.clean_rate());
+            print_eval(&report, config.data.clean_rate())?;
             Ok(())
         }
         LmCommand::Sample {
@@ -738,6 +823,9 @@ fn lm(command: LmCommand) -> Result<()> {
             top_k,
             max_new_tokens,
         } => {
+            if n == 0 || n > 10_000 {
+                return Err(Error::invalid("-n", format!("{n} must be in 1..=10000")));
+            }
             let (config, model) = load(&run, &ck, device(&run.device)?)?;
             let t = config.task()?;
             let problems = match prompt {
@@ -763,14 +851,14 @@ fn lm(command: LmCommand) -> Result<()> {
                 .map(|p| tok.encode(&p.prompt))
                 .collect::<Result<Vec<_>>>()?;
             let start = std::time::Instant::now();
-            let rollout = generate::generate(&model, &prompts, &sc, run.seed)?;
+            let rollout = generate::generate(&model, &prompts, &sc, run.seed())?;
             let secs = start.elapsed().as_secs_f64();
             let mut total = 0;
             for (p, resp) in problems.iter().zip(&rollout.responses) {
                 let text = tok.decode_response(resp);
                 let r = reward::score(t.as_ref(), p, &text, &config.reward);
                 total += resp.len();
-                println!(
+                say!(
                     "{}{}
     reward {:.2} (format {}, accuracy {}), {} tokens",
                     p.prompt,
@@ -781,7 +869,7 @@ fn lm(command: LmCommand) -> Result<()> {
                     resp.len()
                 );
             }
-            println!(
+            say!(
                 "{total} tokens in {secs:.2} s ({:.0} tokens/s)",
                 total as f64 / secs.max(1e-9)
             );
@@ -801,12 +889,13 @@ fn bench(command: BenchCommand) -> Result<()> {
             let config = run.config()?;
             let dev = zero_to_r1::lm::device(&run.device)?;
             let bar = tour::progress_bar(3 * repeats as u64, "bench lm", true);
-            let b = zero_to_r1::bench::lm(&config, &dev, repeats, run.seed, peak_tflops, |what| {
-                bar.inc(1);
-                bar.set_message(what.to_string());
-            })?;
+            let b =
+                zero_to_r1::bench::lm(&config, &dev, repeats, run.seed(), peak_tflops, |what| {
+                    bar.inc(1);
+                    bar.set_message(what.to_string());
+                })?;
             bar.finish_and_clear();
-            println!(
+            say!(
                 "{} on {} ({}): {} parameters, {} rows × ({} prompt + {} new tokens)",
                 b.implementation,
                 b.device,
@@ -816,16 +905,16 @@ fn bench(command: BenchCommand) -> Result<()> {
                 b.prompt_len,
                 b.new_tokens
             );
-            println!(
+            say!(
                 "rollout (KV-cache sampling)     {:>12.0} tokens/s",
                 b.rollout_tokens_per_s
             );
-            println!(
+            say!(
                 "update (fwd + bwd + AdamW)      {:>12.0} tokens/s",
                 b.train_tokens_per_s
             );
-            println!("whole GRPO step                 {:>12.3} s", b.grpo_step_s);
-            println!(
+            say!("whole GRPO step                 {:>12.3} s", b.grpo_step_s);
+            say!(
                 "training FLOPs                  {:>12.3} TFLOP/s achieved{}",
                 b.train_tflops_achieved,
                 b.mfu
@@ -844,12 +933,12 @@ fn bench(command: BenchCommand) -> Result<()> {
                 (Some(t), Some(i)) => format!("{t:.3} s ({i} iterations)"),
                 _ => format!("not within {max_iterations} iterations"),
             };
-            println!("random cat: {:.0} environment steps/s", b.env_steps_per_s);
-            println!(
+            say!("random cat: {:.0} environment steps/s", b.env_steps_per_s);
+            say!(
                 "PPO solves the house in {}",
                 solved(b.ppo_time_to_solve_s, b.ppo_iterations_to_solve)
             );
-            println!(
+            say!(
                 "GRPO solves the house in {}",
                 solved(b.grpo_time_to_solve_s, b.grpo_iterations_to_solve)
             );
@@ -859,7 +948,7 @@ fn bench(command: BenchCommand) -> Result<()> {
     if let Some(path) = json {
         let text = text.map_err(|e| Error::invalid("bench", e.to_string()))?;
         zero_to_r1::io::write_atomic(&path, text.as_bytes())?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -868,7 +957,7 @@ fn gpu_check(args: &GpuCheckArgs) -> Result<()> {
     use zero_to_r1::lm::check::{device_check, Tolerances};
     let dev = zero_to_r1::lm::device(&args.device)?;
     let tol = Tolerances::default();
-    println!("checking {} against the CPU", args.device);
+    say!("checking {} against the CPU", args.device);
     let num = |x: f64| {
         if x == 0.0 {
             "0".to_string()
@@ -876,19 +965,27 @@ fn gpu_check(args: &GpuCheckArgs) -> Result<()> {
             format!("{x:.1e}")
         }
     };
+    let mut written = Ok(());
     let results = device_check(&dev, &tol, |r| {
         let rel = r
             .max_rel_diff
             .map_or(String::new(), |x| format!(" (rel {})", num(x)));
-        println!(
-            "{:<15} max |diff| {:<18} tolerance {:<6} {}  {}",
-            r.name,
-            format!("{}{rel}", num(r.max_abs_diff)),
-            num(r.tolerance),
-            if r.pass { "PASS" } else { "FAIL" },
-            r.compared
-        );
+        let line = (|| -> Result<()> {
+            say!(
+                "{:<15} max |diff| {:<18} tolerance {:<6} {}  {}",
+                r.name,
+                format!("{}{rel}", num(r.max_abs_diff)),
+                num(r.tolerance),
+                if r.pass { "PASS" } else { "FAIL" },
+                r.compared
+            );
+            Ok(())
+        })();
+        if written.is_ok() {
+            written = line;
+        }
     })?;
+    written?;
     let failed: Vec<&str> = results
         .iter()
         .filter(|r| !r.pass)
@@ -904,10 +1001,10 @@ fn gpu_check(args: &GpuCheckArgs) -> Result<()> {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::invalid("gpu-check", e.to_string()))?;
         zero_to_r1::io::write_atomic(path, text.as_bytes())?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     if failed.is_empty() {
-        println!("all {} checks passed", results.len());
+        say!("all {} checks passed", results.len());
         Ok(())
     } else {
         Err(Error::invalid(
@@ -926,7 +1023,7 @@ fn gpu_check(args: &GpuCheckArgs) -> Result<()> {
 /// The command of a measured record, marked if a config or seed other than the defaults was
 /// used.
 fn record_command(base: &str, run: &LmRunArgs) -> String {
-    if run.config.is_some() || run.seed != 0 {
+    if run.config.is_some() || run.seed.is_some_and(|s| s != 0) {
         format!("{base} (with --config/--seed)")
     } else {
         base.to_string()
@@ -938,8 +1035,8 @@ fn save_record(out: &std::path::Path, record: &impl serde::Serialize, table: &st
     let text = serde_json::to_string_pretty(record)
         .map_err(|e| Error::invalid("record", e.to_string()))?;
     zero_to_r1::io::write_atomic(out, text.as_bytes())?;
-    print!("{table}");
-    println!("wrote {}; now run `zero-to-r1 figures`", out.display());
+    put!("{table}");
+    say!("wrote {}; now run `zero-to-r1 figures`", out.display());
     Ok(())
 }
 
@@ -963,13 +1060,14 @@ fn load(
         config.task.name = t.clone();
     }
     config.validate()?;
+    config.check_memory(&dev)?;
     let model = zero_to_r1::lm::checkpoint::load(&dir, &dev)?;
     Ok((config, model))
 }
 
-fn print_eval(r: &zero_to_r1::lm::eval::EvalReport, clean: f64) {
+fn print_eval(r: &zero_to_r1::lm::eval::EvalReport, clean: f64) -> Result<()> {
     let len = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.1}"));
-    println!(
+    say!(
         "held-out ({} problems): greedy accuracy {:.1}%, format {:.1}%; pass@{} {:.1}%, sampled accuracy {:.1}%, sampled format {:.1}% (the training traces: {:.0}% clean); mean length correct {} / incorrect {} tokens; sampling {:.0} tokens/s",
         r.problems,
         100.0 * r.greedy_accuracy,
@@ -983,6 +1081,7 @@ fn print_eval(r: &zero_to_r1::lm::eval::EvalReport, clean: f64) {
         len(r.mean_len_incorrect),
         r.tokens_per_second
     );
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -1055,9 +1154,9 @@ impl HouseArgs {
 fn show(args: &HouseArgs, max_steps: usize, svg: Option<&PathBuf>) -> Result<()> {
     let env = args.env(max_steps)?;
     let house = env.house();
-    print!("{}", house.render(None));
+    put!("{}", house.render(None));
     let r = env.config().rewards;
-    println!(
+    say!(
         "\n{} x {} cells, {} start cell(s). Rewards for the cell the cat lands on: floor {}, broom {}, \
          bathtub {}, meat {} (ends the episode); step cost {}. Slip {}, step limit {}.",
         house.rows(),
@@ -1073,7 +1172,7 @@ fn show(args: &HouseArgs, max_steps: usize, svg: Option<&PathBuf>) -> Result<()>
     );
     if let Some(path) = svg {
         plot::house_figure(house, None, "The cat's house")?.save(path)?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -1082,7 +1181,7 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
     let env = args.env(EnvConfig::default().max_steps)?;
     let house = env.house();
     let sol = env.mdp().value_iteration(gamma, 1e-10)?;
-    println!(
+    say!(
         "V*(s) with γ = {gamma} ({} sweeps of value iteration):",
         sol.sweeps
     );
@@ -1094,9 +1193,9 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
                 _ => format!("{:7.2}", sol.values[r * house.cols() + c]),
             })
             .collect();
-        println!("{}", row.join(""));
+        say!("{}", row.join(""));
     }
-    println!("\nπ*(s), an optimal move in every cell:");
+    say!("\nπ*(s), an optimal move in every cell:");
     for r in 0..house.rows() {
         let row: String = (0..house.cols())
             .map(|c| match house.cell(r, c) {
@@ -1105,16 +1204,16 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
                 _ => sol.action(r * house.cols() + c).arrow(),
             })
             .collect();
-        println!("{row}");
+        say!("{row}");
     }
     if gamma == 1.0 && env.config().rewards.step_cost == 0.0 {
-        println!(
+        say!(
             "\nNote: with γ = 1 and no step cost, reaching the meat sooner or later is worth the \
              same, so many moves tie and the arrows only break ties (up, down, left, right)."
         );
     }
     let start = house.starts()[0];
-    println!(
+    say!(
         "\nFrom the first start cell the optimal cat expects {:.2}; its first move is {:?}.",
         sol.values[start],
         sol.action(start)
@@ -1123,7 +1222,7 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
         let caption = format!("V*(s) and π*(s), γ = {gamma}");
         plot::value_figure(house, sol.values.view(), Some(sol.policy.view()), &caption)?
             .save(path)?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -1132,6 +1231,8 @@ fn solve(args: &HouseArgs, gamma: f64, svg: Option<&PathBuf>) -> Result<()> {
 struct Recorder {
     bar: indicatif::ProgressBar,
     lines: Vec<String>,
+    /// The first line that could not be written, reported after training.
+    failed: Option<String>,
 }
 
 impl Recorder {
@@ -1139,8 +1240,13 @@ impl Recorder {
         self.bar.inc(1);
         self.bar
             .set_message(format!("J {j:.1}, success {:.0}%", 100.0 * success));
-        self.lines
-            .push(serde_json::to_string(entry).unwrap_or_default());
+        match serde_json::to_string(entry) {
+            Ok(line) => self.lines.push(line),
+            Err(e) => {
+                let why = format!("iteration {}: {e}", self.lines.len());
+                self.failed.get_or_insert(why);
+            }
+        }
     }
 }
 
@@ -1153,6 +1259,7 @@ fn train(args: &TrainArgs) -> Result<()> {
     let mut rec = Recorder {
         bar,
         lines: Vec::new(),
+        failed: None,
     };
     let table = match args.algo {
         Algo::Reinforce => {
@@ -1204,6 +1311,9 @@ fn train(args: &TrainArgs) -> Result<()> {
         }
     };
     rec.bar.finish();
+    if let Some(why) = rec.failed {
+        return Err(Error::invalid("metrics", format!("cannot write {why}")));
+    }
     let lines = rec.lines;
     let mdp = env.mdp();
     let j = mdp.expected_return(table.view(), 1.0)?;
@@ -1211,7 +1321,7 @@ fn train(args: &TrainArgs) -> Result<()> {
     let j_star = mdp.expected_return(best.policy.view(), 1.0)?;
     let p = zero_to_r1::exact::success_probability(env.house(), env.config(), &table)?;
     let house = env.house();
-    println!("The learned policy's most likely move in every cell:");
+    say!("The learned policy's most likely move in every cell:");
     for r in 0..house.rows() {
         let row: String = (0..house.cols())
             .map(|c| {
@@ -1227,9 +1337,9 @@ fn train(args: &TrainArgs) -> Result<()> {
                 }
             })
             .collect();
-        println!("{row}");
+        say!("{row}");
     }
-    println!(
+    say!(
         "\nExact J(π) = {j:.2} (the optimal cat's: {j_star:.2}); it reaches the meat with probability {:.3}.",
         p
     );
@@ -1237,7 +1347,7 @@ fn train(args: &TrainArgs) -> Result<()> {
         let mut text = lines.join("\n");
         text.push('\n');
         zero_to_r1::io::write_atomic(path, text.as_bytes())?;
-        println!(
+        say!(
             "wrote {} lines of metrics to {}",
             lines.len(),
             path.display()
@@ -1254,7 +1364,7 @@ fn handout_cmd(args: &HandoutArgs) -> Result<()> {
             .into_iter()
             .filter(|e| chapters.contains(&e.chapter))
             .collect();
-        print!("{}", handout::exercise_table(&chosen));
+        put!("{}", handout::exercise_table(&chosen));
         return Ok(());
     }
     let out = args
@@ -1263,7 +1373,7 @@ fn handout_cmd(args: &HandoutArgs) -> Result<()> {
         .ok_or_else(|| Error::invalid("--out", "is required"))?;
     let h = handout::write_handout(&args.root, &chapters, out, args.with_solutions)?;
     let points: u32 = h.exercises.iter().map(|e| e.points).sum();
-    println!(
+    say!(
         "wrote {} with {} exercise(s) worth {points} points ({}); read {}",
         out.display(),
         h.exercises.len(),
@@ -1284,12 +1394,12 @@ fn grade_cmd(args: &GradeArgs) -> Result<()> {
         &chapters,
         std::time::Duration::from_secs(args.timeout),
     )?;
-    print!("{}", report.table());
+    put!("{}", report.table());
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Error::invalid("report", e.to_string()))?;
         zero_to_r1::io::write_atomic(path, text.as_bytes())?;
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     match &args.expect {
         None => Ok(()),
@@ -1318,7 +1428,7 @@ fn run(cli: Cli) -> Result<()> {
                 grpo_steps: args.grpo_steps,
             };
             let dir = tour::run(&config)?;
-            println!(
+            say!(
                 "\nThe tour is done. Open {} in a browser.",
                 dir.join("index.html").display()
             );
@@ -1338,7 +1448,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Figures { out } => {
             let n = experiments::write_book_assets(&out)?;
-            println!("wrote {n} files under {}", out.display());
+            say!("wrote {n} files under {}", out.display());
             Ok(())
         }
         Command::Handout(args) => handout_cmd(&args),
@@ -1347,7 +1457,7 @@ fn run(cli: Cli) -> Result<()> {
             if check {
                 let stale = notebook::stale(&book, &out)?;
                 if stale.is_empty() {
-                    println!("notebooks are up to date");
+                    say!("notebooks are up to date");
                     return Ok(());
                 }
                 for s in &stale {
@@ -1359,7 +1469,7 @@ fn run(cli: Cli) -> Result<()> {
                 ));
             }
             for name in notebook::write_all(&book, &out)? {
-                println!("wrote {}", out.join(name).display());
+                say!("wrote {}", out.join(name).display());
             }
             Ok(())
         }
@@ -1370,7 +1480,22 @@ fn main() -> ExitCode {
     // Every command allocates and frees tensors in a loop; keep the freed memory for reuse.
     zero_to_r1::lm::keep_freed_memory();
     quiet_on_closed_pipe();
-    match run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version and usage errors: clap's own message, but a failed write (a full
+        // disk) is reported and fails, like every other write.
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            return match e.print() {
+                Ok(()) => ExitCode::from(code),
+                Err(w) => {
+                    eprintln!("error: standard output: {w}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    };
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

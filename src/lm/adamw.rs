@@ -106,12 +106,7 @@ impl AdamW {
             tensors.insert(format!("m.{name}"), self.m[i].clone());
             tensors.insert(format!("v.{name}"), self.v[i].clone());
         }
-        candle_core::safetensors::save(&tensors, path).map_err(|e| {
-            Error::invalid(
-                format!("optimizer state {}", path.display()),
-                format!("cannot write: {e}"),
-            )
-        })
+        crate::lm::checkpoint::write_safetensors(&tensors, path)
     }
 
     /// Reads the moments written by [`AdamW::save`] and sets the step count to `steps`. Every
@@ -137,6 +132,8 @@ impl AdamW {
                         self.vars[i].dims()
                     )));
                 }
+                crate::lm::checkpoint::check_finite_tensor(&t, path, &key)
+                    .map_err(|_| bad(format!("tensor {key} holds a NaN or an infinity")))?;
                 let t = t.to_dtype(self.vars[i].dtype()).map_err(candle_err)?;
                 if slot == 0 {
                     self.m[i] = t;

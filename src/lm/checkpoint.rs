@@ -24,21 +24,22 @@ fn bad(path: &Path, why: impl Into<String>) -> Error {
 /// Writes `model` into the folder `dir` (created if needed).
 pub fn save(model: &Gpt, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let weights = dir.join(WEIGHTS);
-    let tmp = dir.join(format!(".{WEIGHTS}.tmp{}", std::process::id()));
     let tensors: HashMap<String, Tensor> = model
         .named_vars()
         .into_iter()
         .map(|(k, v)| (k, v.as_tensor().clone()))
         .collect();
-    candle_core::safetensors::save(&tensors, &tmp)
-        .map_err(|e| bad(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, &weights).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(&weights, e)
-    })?;
+    write_safetensors(&tensors, &dir.join(WEIGHTS))?;
     let shape = toml::to_string(model.config()).map_err(|e| bad(dir, e.to_string()))?;
     write_atomic(&dir.join(SHAPE), shape.as_bytes())
+}
+
+/// Writes named tensors to a safetensors file atomically (temporary file, then rename), with
+/// the default permissions of a new file.
+pub fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| bad(path, format!("cannot write: {e}")))?;
+    write_atomic(path, &bytes)
 }
 
 /// Reads the model shape stored in a checkpoint folder.
@@ -78,6 +79,7 @@ pub fn load_weights(model: &Gpt, path: &Path) -> Result<()> {
                 ),
             ));
         }
+        check_finite_tensor(&t, path, &name)?;
         let t = t.to_dtype(var.dtype()).map_err(candle_err)?;
         var.set(&t).map_err(candle_err)?;
     }
@@ -88,6 +90,24 @@ pub fn load_weights(model: &Gpt, path: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// An error naming the file and the tensor if `t` holds a NaN or an infinity: weights or
+/// optimizer moments like that come from a diverged run or a damaged file, and training on
+/// from them would only spread the NaN.
+pub fn check_finite_tensor(t: &Tensor, path: &Path, name: &str) -> Result<()> {
+    let values: Vec<f32> = t
+        .to_dtype(candle_core::DType::F32)
+        .and_then(|x| x.flatten_all())
+        .and_then(|x| x.to_vec1())
+        .map_err(candle_err)?;
+    match values.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(bad(
+            path,
+            format!("tensor {name} holds {} (at index {i})", values[i]),
+        )),
+    }
 }
 
 /// The default checkpoint folder of a run.

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::io::read_text;
+use crate::io::read_user_text;
 use crate::lm::data::DataConfig;
 use crate::lm::eval::EvalConfig;
 use crate::lm::grpo::GrpoLmConfig;
@@ -34,6 +34,34 @@ impl Default for TaskConfig {
             difficulty: 2,
         }
     }
+}
+
+/// The most held-out problems an evaluation may ask for.
+pub const MAX_PROBLEMS: usize = 100_000;
+
+/// The error of a context that cannot hold what the task needs.
+pub fn context_too_short(context: usize, needed: usize) -> Error {
+    Error::invalid(
+        "model.context",
+        format!(
+            "{context} tokens cannot hold this task's worked examples, which need up to \
+             {needed} (prompt and response); raise model.context or lower task.difficulty"
+        ),
+    )
+}
+
+/// The longest worked example (prompt, response and end-of-sequence, in tokens) among the
+/// first problems of `task` at `difficulty`: what the model's context must hold. Training
+/// checks every example again, so a longer one later is still an error, not a crash.
+pub fn longest_example(task: &dyn Task, difficulty: usize) -> Result<usize> {
+    let tok = Tokenizer;
+    let mut longest = 0;
+    for seed in 0..64 {
+        let p = task.generate(seed, difficulty);
+        let n = tok.encode(&p.prompt)?.len() + tok.encode(&task.solve(&p).response())?.len() + 1;
+        longest = longest.max(n);
+    }
+    Ok(longest)
 }
 
 /// A whole language-model run.
@@ -64,7 +92,7 @@ impl LmConfig {
 
     /// Reads and validates a TOML file.
     pub fn from_file(path: &Path) -> Result<LmConfig> {
-        LmConfig::from_toml(&read_text(path)?, &path.display().to_string())
+        LmConfig::from_toml(&read_user_text(path)?, &path.display().to_string())
     }
 
     /// The config as TOML text.
@@ -107,11 +135,87 @@ impl LmConfig {
                 format!("{} must equal the tokenizer's {vocab}", self.model.vocab),
             ));
         }
+        for (key, value, most) in [
+            ("sft.steps", self.sft.steps, 100_000_000),
+            ("grpo.steps", self.grpo.steps, 100_000_000),
+            ("sft.batch_size", self.sft.batch_size, 1 << 16),
+            ("eval.batch_size", self.eval.batch_size, 1 << 16),
+            ("eval.problems", self.eval.problems, MAX_PROBLEMS),
+            ("grpo.eval_problems", self.grpo.eval_problems, MAX_PROBLEMS),
+            ("eval.k", self.eval.k, 1 << 10),
+            ("grpo.prompts", self.grpo.prompts, 1 << 16),
+            ("grpo.group_size", self.grpo.group_size, 1 << 12),
+            ("eval.max_new_tokens", self.eval.max_new_tokens, 1 << 20),
+            ("grpo.max_new_tokens", self.grpo.max_new_tokens, 1 << 20),
+        ] {
+            if value > most {
+                return Err(Error::invalid(key, format!("{value} is more than {most}")));
+            }
+        }
+        let needed = longest_example(task.as_ref(), self.task.difficulty)?;
+        if needed > self.model.context {
+            return Err(context_too_short(self.model.context, needed));
+        }
         self.data.validate()?;
         self.sft.validate()?;
         self.eval.validate()?;
         self.reward.validate()?;
         self.grpo.validate()
+    }
+
+    /// A rough upper estimate of the memory a run of this config takes on its device, in
+    /// bytes: every parameter four times (weights, gradients, AdamW's two moments), and the
+    /// activations the largest forward pass keeps for its backward pass. Returns the estimate
+    /// and the config key that drives it.
+    pub fn memory_estimate(&self) -> (f64, &'static str) {
+        let m = &self.model;
+        let (t, d) = (m.context as f64, m.d_model as f64);
+        let parameters = 16.0 * GptConfig::parameters(m) as f64;
+        let per_row = t
+            * (m.layers as f64 * (16.0 * d + 2.0 * m.mlp as f64 + 2.0 * m.heads as f64 * t)
+                + 3.0 * m.vocab as f64)
+            * 4.0;
+        let grpo_rows = match self.grpo.micro_batch {
+            0 => self.grpo.responses().div_ceil(self.grpo.minibatches.max(1)),
+            r => r,
+        };
+        let rows = [
+            ("sft.batch_size", self.sft.batch_size),
+            ("eval.batch_size", self.eval.batch_size),
+            ("grpo.micro_batch", grpo_rows),
+        ];
+        let (key, most) = rows.iter().max_by_key(|r| r.1).copied().unwrap_or(("", 0));
+        let activations = most as f64 * per_row;
+        if parameters > activations {
+            (parameters + activations, "model")
+        } else {
+            (parameters + activations, key)
+        }
+    }
+
+    /// An error if a run of this config clearly cannot fit in the memory of this machine
+    /// (checked on the CPU, where running out of memory ends the process without a word).
+    pub fn check_memory(&self, device: &candle_core::Device) -> Result<()> {
+        if !device.is_cpu() {
+            return Ok(());
+        }
+        let Some(total) = memory_total() else {
+            return Ok(());
+        };
+        let (need, key) = self.memory_estimate();
+        if need > total {
+            let gib = |x: f64| x / (1u64 << 30) as f64;
+            return Err(Error::invalid(
+                key,
+                format!(
+                    "this config needs about {:.1} GiB of memory and this machine has {:.1} GiB; \
+                     lower it",
+                    gib(need),
+                    gib(total)
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The config of the GPU run: Countdown with four numbers on a model of about 25 M
@@ -156,4 +260,12 @@ impl LmConfig {
             ..LmConfig::default()
         }
     }
+}
+
+/// The machine's memory in bytes (Linux: /proc/meminfo), if known.
+fn memory_total() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024.0)
 }

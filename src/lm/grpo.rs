@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::advantage::{frac_reward_zero_std, group_advantages, per_step};
 use crate::algo::clip_gradients;
 use crate::error::{Error, Result};
-use crate::io::{read_text, write_atomic};
+use crate::io::{read_text, remove_temporaries, write_atomic};
 use crate::lm::adamw::AdamW;
 use crate::lm::checkpoint;
 use crate::lm::config::LmConfig;
@@ -148,6 +148,13 @@ impl GrpoLmConfig {
     /// Responses per step, B · G.
     pub fn responses(&self) -> usize {
         self.prompts * self.group_size
+    }
+
+    /// Optimizer steps of one GRPO step: μ passes, each over the minibatches that the B·G
+    /// responses are cut into (chunks of ⌈B·G / minibatches⌉, so possibly fewer than asked).
+    pub fn optimizer_steps_per_step(&self) -> usize {
+        let n = self.responses();
+        self.epochs * n.div_ceil(n.div_ceil(self.minibatches.max(1)).max(1))
     }
 
     /// Checks the values; errors name the key (`grpo.clip`, …).
@@ -431,6 +438,11 @@ pub struct TrainState {
     pub step: usize,
     pub seed: u64,
     pub seconds: f64,
+    /// Optimizer steps taken: t of AdamW's bias correction. A GRPO step takes
+    /// μ × (minibatches) of them, so this is not `step`. Missing in checkpoints written before
+    /// it was recorded; it is then recomputed from the config.
+    #[serde(default)]
+    pub optimizer_steps: Option<usize>,
 }
 
 /// The prompt stream of GRPO, separate from SFT's.
@@ -455,6 +467,7 @@ impl GrpoTrainer {
     /// model: two copies, one trained, one frozen).
     pub fn new(policy: Gpt, reference: Gpt, config: &LmConfig, seed: u64) -> Result<Self> {
         config.validate()?;
+        config.check_memory(policy.device())?;
         if policy.config() != reference.config() {
             return Err(Error::invalid(
                 "reference",
@@ -753,9 +766,12 @@ impl GrpoTrainer {
             step: self.step,
             seed: self.seed,
             seconds: self.seconds,
+            optimizer_steps: Some(self.opt.steps),
         };
-        let text = serde_json::to_string_pretty(&state).unwrap_or_default();
-        write_atomic(&tmp.join(STATE), text.as_bytes())?;
+        write_atomic(
+            &tmp.join(STATE),
+            to_json(&state, &tmp.join(STATE))?.as_bytes(),
+        )?;
         let done = root.join(&name);
         if done.exists() {
             std::fs::remove_dir_all(&done).map_err(|e| Error::io(&done, e))?;
@@ -794,7 +810,10 @@ impl GrpoTrainer {
         let policy = checkpoint::load(&ck, device)?;
         let reference = checkpoint::load(&dir.join(REFERENCE), device)?;
         let mut trainer = GrpoTrainer::new(policy, reference, &config, state.seed)?;
-        trainer.opt.load(&ck.join(OPTIMIZER), state.step)?;
+        let optimizer_steps = state
+            .optimizer_steps
+            .unwrap_or(state.step * config.grpo.optimizer_steps_per_step());
+        trainer.opt.load(&ck.join(OPTIMIZER), optimizer_steps)?;
         trainer.step = state.step;
         trainer.seconds = state.seconds;
         Ok(trainer)
@@ -830,6 +849,12 @@ fn scalar(t: &Tensor) -> Result<f64> {
         .map_err(candle_err)
 }
 
+/// `value` as pretty JSON; an error naming `path` if it cannot be (a non-finite number).
+pub fn to_json(value: &impl Serialize, path: &Path) -> Result<String> {
+    serde_json::to_string_pretty(value)
+        .map_err(|e| Error::invalid(format!("{}", path.display()), format!("cannot write: {e}")))
+}
+
 /// The NaN guard: an error naming the step and the metric if `value` is not finite.
 pub fn check_finite(step: usize, metric: &str, value: f64) -> Result<()> {
     if value.is_finite() {
@@ -858,7 +883,14 @@ pub fn train(
     let g = trainer.config.grpo.clone();
     let until = until.min(g.steps);
     let metrics_path = dir.join(METRICS);
+    // What a killed process or a full disk left half-written is of no use: free its space.
+    remove_temporaries(dir)?;
+    remove_temporaries(&dir.join("checkpoints"))?;
     if trainer.step == 0 {
+        // A new run: whatever an earlier run left here must not be resumed by mistake.
+        // LATEST goes first, so that a crash in between leaves nothing to adopt.
+        remove_if_there(&dir.join(LATEST))?;
+        remove_if_there(&dir.join("checkpoints"))?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         write_atomic(&dir.join(CONFIG), trainer.config.to_toml()?.as_bytes())?;
         checkpoint::save(&trainer.reference, &dir.join(REFERENCE))?;
@@ -911,6 +943,17 @@ pub fn train(
 }
 // ANCHOR_END: train
 
+/// Removes a file or a folder, if it is there.
+fn remove_if_there(path: &Path) -> Result<()> {
+    let gone = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+    };
+    gone.map_err(|e| Error::io(path, e))
+}
+
 /// Reads the metrics of a run folder.
 pub fn read_metrics(dir: &Path) -> Result<Vec<GrpoStep>> {
     let path = dir.join(METRICS);
@@ -927,7 +970,9 @@ pub fn read_metrics(dir: &Path) -> Result<Vec<GrpoStep>> {
 
 fn append_line(path: &Path, m: &GrpoStep) -> Result<()> {
     use std::io::Write;
-    let line = serde_json::to_string(m).unwrap_or_default() + "\n";
+    let line = serde_json::to_string(m)
+        .map_err(|e| Error::invalid(format!("{}", path.display()), format!("cannot write: {e}")))?
+        + "\n";
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .create(true)

@@ -48,6 +48,9 @@ impl Default for GptConfig {
     }
 }
 
+/// The largest model a config may ask for (16 GB of f32 weights).
+pub const MAX_PARAMETERS: usize = 4_000_000_000;
+
 impl GptConfig {
     /// Checks the sizes; errors name the field (`model.heads`, …).
     pub fn validate(&self) -> Result<()> {
@@ -63,6 +66,23 @@ impl GptConfig {
             if v == 0 || v > 1 << 20 {
                 return Err(Error::invalid(key, format!("{v} must be in 1..=1048576")));
             }
+        }
+        let (v, c, d, m) = (
+            self.vocab as f64,
+            self.context as f64,
+            self.d_model as f64,
+            self.mlp as f64,
+        );
+        let block = 4.0 * d + 3.0 * d * d + 3.0 * d + d * d + d + d * m + m + m * d + d;
+        let parameters = 2.0 * v * d + c * d + self.layers as f64 * block + 2.0 * d;
+        if parameters > MAX_PARAMETERS as f64 {
+            return Err(Error::invalid(
+                "model",
+                format!(
+                    "{parameters:.2e} parameters is more than the {MAX_PARAMETERS:.0e} this \
+                     crate trains; lower model.d_model, model.mlp or model.layers"
+                ),
+            ));
         }
         if self.d_model % self.heads != 0 {
             return Err(Error::invalid(

@@ -1,17 +1,17 @@
 //! Whole runs, shared by the command line, the tour and the book's experiments: fine-tune a
 //! fresh model on a task, evaluate it on held-out prompts, save it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-use crate::io::write_atomic;
+use crate::error::{Error, Result};
+use crate::io::{read_user_text, write_atomic};
 use crate::lm::checkpoint;
 use crate::lm::config::LmConfig;
 use crate::lm::eval::{evaluate, heldout, EvalReport};
-use crate::lm::grpo::{self, GrpoStep, GrpoTrainer};
+use crate::lm::grpo::{self, to_json, GrpoStep, GrpoTrainer};
 use crate::lm::model::Gpt;
 use crate::lm::sft::{self, SftReport};
 use crate::tour::progress_bar;
@@ -87,6 +87,11 @@ pub fn sft_and_eval(
     out: Option<&Path>,
 ) -> Result<SftRun> {
     config.validate()?;
+    config.check_memory(device)?;
+    if let Some(dir) = out {
+        // The config goes first: a folder that cannot be written is found before any work.
+        write_atomic(&dir.join("config.toml"), config.to_toml()?.as_bytes())?;
+    }
     let task = config.task()?;
     let model = Gpt::new(&config.model, seed, device)?;
     let bar = progress_bar(config.sft.steps as u64, "8 · SFT", progress);
@@ -117,17 +122,18 @@ pub fn sft_and_eval(
     };
     if let Some(dir) = out {
         checkpoint::save(&run.model, dir)?;
-        write_atomic(&dir.join("config.toml"), config.to_toml()?.as_bytes())?;
-        let lines: String = run
-            .sft
-            .steps
-            .iter()
-            .map(|s| serde_json::to_string(s).unwrap_or_default() + "\n")
-            .collect();
-        write_atomic(&dir.join("sft.jsonl"), lines.as_bytes())?;
+        let path = dir.join("sft.jsonl");
+        let mut lines = String::new();
+        for s in &run.sft.steps {
+            lines += &serde_json::to_string(s).map_err(|e| {
+                Error::invalid(format!("{}", path.display()), format!("cannot write: {e}"))
+            })?;
+            lines.push('\n');
+        }
+        write_atomic(&path, lines.as_bytes())?;
         let eval = serde_json::json!({ "summary": run.summary(config), "greedy": run.eval.greedy });
-        let text = serde_json::to_string_pretty(&eval).unwrap_or_default();
-        write_atomic(&dir.join("eval.json"), text.as_bytes())?;
+        let path = dir.join("eval.json");
+        write_atomic(&path, to_json(&eval, &path)?.as_bytes())?;
     }
     Ok(run)
 }
@@ -141,6 +147,10 @@ pub struct R1ZeroSummary {
     /// `grpo`, `dr-grpo`, or the config's own choices.
     pub aggregation: String,
     pub scale_by_std: bool,
+    /// The SFT checkpoint the run started from (`None`: fine-tuned by the run itself).
+    #[serde(default)]
+    pub sft_from: Option<PathBuf>,
+    /// Steps of fine-tuning done by the run (0 when it started from a checkpoint).
     pub sft_steps: usize,
     pub grpo_steps: usize,
     pub sft_seconds: f64,
@@ -176,14 +186,122 @@ impl From<&EvalReport> for EvalSummary {
     }
 }
 
-/// Where the SFT model of an R1-Zero run comes from.
+/// Where the SFT model of a new R1-Zero run comes from.
 pub enum Start<'a> {
     /// Fine-tune a fresh model first (into `OUT/sft`).
     Sft,
     /// Load this SFT checkpoint folder.
     Checkpoint(&'a Path),
-    /// Continue the GRPO run saved in `OUT/grpo`.
-    Resume,
+}
+
+/// The file of an R1-Zero run folder that holds its settings.
+pub const RUN: &str = "run.json";
+
+/// The settings of an R1-Zero run, written into its folder before any work (`run.json`), and
+/// what it learned about its start once the SFT model is ready. `--resume` continues from
+/// these, never from the command line, and `summary.json` is made from them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct R1ZeroRun {
+    pub seed: u64,
+    pub config: LmConfig,
+    /// The SFT checkpoint the run started from; `None`: fine-tuned into `OUT/sft`.
+    pub sft_from: Option<PathBuf>,
+    /// Seconds of fine-tuning, once done (0 for a loaded checkpoint).
+    pub sft_seconds: Option<f64>,
+    /// The held-out evaluation of the SFT model, once done.
+    pub before: Option<EvalSummary>,
+}
+
+impl R1ZeroRun {
+    /// Writes `OUT/run.json`.
+    pub fn save(&self, out: &Path) -> Result<()> {
+        let path = out.join(RUN);
+        write_atomic(&path, to_json(self, &path)?.as_bytes())
+    }
+
+    /// Reads `OUT/run.json`.
+    pub fn load(out: &Path) -> Result<R1ZeroRun> {
+        let path = out.join(RUN);
+        if !path.exists() {
+            return Err(Error::invalid(
+                format!("--resume {}", out.display()),
+                format!("there is no run to continue there (no {RUN}); start it without --resume"),
+            ));
+        }
+        let run: R1ZeroRun = serde_json::from_str(&read_user_text(&path)?)
+            .map_err(|e| Error::invalid(format!("{}", path.display()), e.to_string()))?;
+        run.config.validate()?;
+        Ok(run)
+    }
+}
+
+/// Files that show a folder holds a run of this crate (an SFT checkpoint or an R1-Zero run).
+const RUN_FILES: [&str; 9] = [
+    RUN,
+    "config.toml",
+    "summary.json",
+    "sft",
+    "grpo",
+    checkpoint::WEIGHTS,
+    checkpoint::SHAPE,
+    "sft.jsonl",
+    "eval.json",
+];
+
+/// Makes `dir` ready for a new run: a missing or empty folder is created; a folder that
+/// holds an earlier run is an error unless `overwrite`, and then its run's files are
+/// removed; a folder with anything else in it is never emptied. Then checks that the folder
+/// can be written, before any work is done.
+pub fn claim_folder(dir: &Path, overwrite: bool) -> Result<()> {
+    let names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Error::io(dir, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| !RUN_FILES.contains(&n.as_str()) && !crate::io::is_temporary(n))
+        .collect();
+    if !names.is_empty() {
+        if !foreign.is_empty() {
+            return Err(Error::invalid(
+                format!("output folder {}", dir.display()),
+                format!(
+                    "it holds files that are not a run's ({}); choose another folder",
+                    foreign
+                        .iter()
+                        .take(3)
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if !overwrite {
+            return Err(Error::invalid(
+                format!("output folder {}", dir.display()),
+                "it holds an earlier run; continue it with --resume, choose another --out, \
+                 or replace it with --overwrite",
+            ));
+        }
+        for name in &names {
+            let path = dir.join(name);
+            let gone = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            gone.map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let probe = dir.join(format!(".probe.tmp{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| Error::io(dir, e))?;
+    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
 }
 
 /// A progress bar for a GRPO run, showing the headline numbers.
@@ -211,10 +329,10 @@ pub fn grpo_progress(steps: usize, done: usize, label: &str, show: bool) -> impl
 }
 
 // ANCHOR: r1_zero
-/// The whole R1-Zero-style run into the folder `out`: the SFT model (fine-tuned into
-/// `out/sft`, loaded, or taken from an interrupted run), then GRPO as `config.grpo` says into
-/// `out/grpo` (metrics, checkpoints, `--resume`), then the held-out evaluation of both models
-/// in `out/summary.json`.
+/// A new R1-Zero-style run into the folder `out` (which [`claim_folder`] should have made
+/// ready): its settings first (`out/run.json`), then the SFT model (fine-tuned into
+/// `out/sft`, or loaded), then GRPO as `config.grpo` says into `out/grpo` (metrics,
+/// checkpoints), then the held-out evaluation of both models in `out/summary.json`.
 pub fn r1_zero(
     config: &LmConfig,
     seed: u64,
@@ -224,40 +342,109 @@ pub fn r1_zero(
     start: Start,
 ) -> Result<(R1ZeroSummary, Gpt)> {
     config.validate()?;
-    let task = config.task()?;
-    let problems = heldout(task.as_ref(), config.eval.problems, config.task.difficulty);
-    let sft_dir = out.join("sft");
+    let run = R1ZeroRun {
+        seed,
+        config: config.clone(),
+        sft_from: match start {
+            Start::Sft => None,
+            Start::Checkpoint(dir) => Some(dir.to_path_buf()),
+        },
+        sft_seconds: None,
+        before: None,
+    };
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    run.save(out)?;
+    continue_r1_zero(run, device, progress, out)
+}
+
+/// Continues the R1-Zero run in `out` wherever it stopped, from its own settings: from the
+/// latest GRPO checkpoint, or from the SFT model, or from the start if even that was not
+/// finished. With `steps`, the run is extended (or shortened) to that many GRPO steps. The
+/// result is the same as that of an uninterrupted run.
+pub fn resume_r1_zero(
+    out: &Path,
+    device: &Device,
+    progress: bool,
+    steps: Option<usize>,
+) -> Result<(R1ZeroSummary, Gpt)> {
+    let mut run = R1ZeroRun::load(out)?;
+    if let Some(s) = steps {
+        run.config.grpo.steps = s;
+        run.config.grpo.warmup = run.config.grpo.warmup.min(s);
+        run.config.validate()?;
+        let saved = out.join("grpo").join(grpo::CONFIG);
+        if saved.exists() {
+            let mut c = LmConfig::from_file(&saved)?;
+            c.grpo.steps = s;
+            c.grpo.warmup = c.grpo.warmup.min(s);
+            c.validate()?;
+            write_atomic(&saved, c.to_toml()?.as_bytes())?;
+        }
+        run.save(out)?;
+    }
+    continue_r1_zero(run, device, progress, out)
+}
+
+fn continue_r1_zero(
+    mut run: R1ZeroRun,
+    device: &Device,
+    progress: bool,
+    out: &Path,
+) -> Result<(R1ZeroSummary, Gpt)> {
     let grpo_dir = out.join("grpo");
-    let (mut trainer, sft_seconds, before) = match start {
-        Start::Sft => {
-            let run = sft_and_eval(config, seed, device, progress, Some(&sft_dir))?;
-            let before = EvalSummary::from(&run.eval);
-            let reference = run.model.copy()?;
-            let t = GrpoTrainer::new(run.model, reference, config, seed)?;
-            (t, run.sft.seconds, before)
-        }
-        Start::Checkpoint(dir) => {
-            let policy = checkpoint::load(dir, device)?;
-            let report = evaluate(&policy, task.as_ref(), &problems, &config.eval, seed)?;
-            let reference = policy.copy()?;
-            let t = GrpoTrainer::new(policy, reference, config, seed)?;
-            (t, 0.0, EvalSummary::from(&report))
-        }
-        Start::Resume => {
-            let t = GrpoTrainer::resume(&grpo_dir, device)?;
-            let report = evaluate(&t.reference, task.as_ref(), &problems, &t.config.eval, seed)?;
-            (t, 0.0, EvalSummary::from(&report))
-        }
+    let sft_dir = out.join("sft");
+    let mut trainer = if grpo_dir.join(grpo::LATEST).exists() {
+        GrpoTrainer::resume(&grpo_dir, device)?
+    } else {
+        let config = &run.config;
+        let task = config.task()?;
+        let problems = heldout(task.as_ref(), config.eval.problems, config.task.difficulty);
+        let policy = match (run.before.is_some(), run.sft_from.clone()) {
+            (true, from) => checkpoint::load(from.as_deref().unwrap_or(&sft_dir), device)?,
+            (false, None) => {
+                let r = sft_and_eval(config, run.seed, device, progress, Some(&sft_dir))?;
+                run.before = Some(EvalSummary::from(&r.eval));
+                run.sft_seconds = Some(r.sft.seconds);
+                r.model
+            }
+            (false, Some(from)) => {
+                let policy = checkpoint::load(&from, device)?;
+                let report = evaluate(&policy, task.as_ref(), &problems, &config.eval, run.seed)?;
+                run.before = Some(EvalSummary::from(&report));
+                run.sft_seconds = Some(0.0);
+                policy
+            }
+        };
+        run.save(out)?;
+        let reference = policy.copy()?;
+        GrpoTrainer::new(policy, reference, &run.config, run.seed)?
     };
     let config = trainer.config.clone();
+    if trainer.step > config.grpo.steps {
+        return Err(Error::invalid(
+            "grpo.steps",
+            format!(
+                "{} is fewer than the {} steps this run has done already",
+                config.grpo.steps, trainer.step
+            ),
+        ));
+    }
+    let before = run.before.ok_or_else(|| {
+        Error::invalid(
+            format!("{}", out.join(RUN).display()),
+            "the run has GRPO checkpoints but no evaluation of its SFT model",
+        )
+    })?;
     let observer = grpo_progress(config.grpo.steps, trainer.step, "9 · GRPO", progress);
     grpo::train(&mut trainer, &grpo_dir, config.grpo.steps, observer)?;
+    let task = config.task()?;
+    let problems = heldout(task.as_ref(), config.eval.problems, config.task.difficulty);
     let report = evaluate(
         &trainer.policy,
         task.as_ref(),
         &problems,
         &config.eval,
-        seed,
+        run.seed,
     )?;
     let after = EvalSummary::from(&report);
     let summary = R1ZeroSummary {
@@ -265,16 +452,20 @@ pub fn r1_zero(
         parameters: trainer.policy.parameters(),
         aggregation: config.grpo.aggregation.clone(),
         scale_by_std: config.grpo.scale_by_std,
-        sft_steps: config.sft.steps,
+        sft_from: run.sft_from.clone(),
+        sft_steps: match run.sft_from {
+            None => config.sft.steps,
+            Some(_) => 0,
+        },
         grpo_steps: config.grpo.steps,
-        sft_seconds,
+        sft_seconds: run.sft_seconds.unwrap_or(0.0),
         grpo_seconds: trainer.seconds,
         before,
         after,
         lift_points: 100.0 * (after.greedy_accuracy - before.greedy_accuracy),
     };
-    let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-    write_atomic(&out.join("summary.json"), text.as_bytes())?;
+    let path = out.join("summary.json");
+    write_atomic(&path, to_json(&summary, &path)?.as_bytes())?;
     Ok((summary, trainer.policy))
 }
 // ANCHOR_END: r1_zero

@@ -174,6 +174,16 @@ pub fn train(
     for step in 0..config.steps {
         let examples = data::batch(task, difficulty, data_config, seed, step, config.batch_size);
         let (prompts, responses) = data::encode(&examples)?;
+        let longest = prompts
+            .iter()
+            .zip(&responses)
+            .map(|(p, r)| p.len() + r.len());
+        if let Some(n) = longest.max().filter(|&n| n > model.config().context) {
+            return Err(crate::lm::config::context_too_short(
+                model.config().context,
+                n,
+            ));
+        }
         let lr = learning_rate(step, config.steps, config.warmup, config.lr);
         if let Opt::Adam(o) = &mut opt {
             o.set_learning_rate(lr);
