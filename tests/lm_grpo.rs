@@ -276,57 +276,16 @@ fn grpo_raises_the_reward_of_a_tiny_model() {
 }
 
 #[test]
-fn a_resumed_run_continues_exactly() {
-    let (mut c, m) = tiny_sft(4, 40);
-    c.grpo.steps = 4;
-    c.grpo.checkpoint_every = 0;
-    c.grpo.eval_every = 2;
-    // Straight through.
-    let a = temp_dir("resume-a");
-    let mut straight = GrpoTrainer::new(m.copy().unwrap(), m.copy().unwrap(), &c, 9).unwrap();
-    grpo::train(&mut straight, &a, 4, |_: &GrpoStep| {}).unwrap();
-    // Stopped after 2 steps, then resumed from the folder in a fresh trainer.
-    let b = temp_dir("resume-b");
-    let mut first = GrpoTrainer::new(m.copy().unwrap(), m.copy().unwrap(), &c, 9).unwrap();
-    grpo::train(&mut first, &b, 2, |_: &GrpoStep| {}).unwrap();
-    drop(first);
-    let mut resumed = GrpoTrainer::resume(&b, &device()).unwrap();
-    assert_eq!(resumed.step, 2);
-    grpo::train(&mut resumed, &b, 4, |_: &GrpoStep| {}).unwrap();
-    assert_eq!(params(&straight.policy), params(&resumed.policy));
-    // The metrics are the same lines, timings aside.
-    let strip = |mut s: GrpoStep| {
-        s.seconds = 0.0;
-        s.sample_tokens_per_second = 0.0;
-        s.train_tokens_per_second = 0.0;
-        s
-    };
-    let ma: Vec<_> = grpo::read_metrics(&a)
-        .unwrap()
-        .into_iter()
-        .map(strip)
-        .collect();
-    let mb: Vec<_> = grpo::read_metrics(&b)
-        .unwrap()
-        .into_iter()
-        .map(strip)
-        .collect();
-    assert_eq!(ma.len(), 4);
-    assert_eq!(ma, mb);
-    assert!(ma[1].heldout.is_some() && ma[3].heldout.is_some() && ma[2].heldout.is_none());
-    let _ = std::fs::remove_dir_all(&a);
-    let _ = std::fs::remove_dir_all(&b);
-}
-
-#[test]
 fn a_nan_stops_training_and_keeps_the_last_good_checkpoint() {
     let (mut c, m) = tiny_sft(5, 40);
     c.grpo.steps = 3;
     c.grpo.checkpoint_every = 1;
     let dir = temp_dir("nan");
     let mut t = GrpoTrainer::new(m.copy().unwrap(), m, &c, 1).unwrap();
+    let start = params(&t.policy);
     grpo::train(&mut t, &dir, 1, |_: &GrpoStep| {}).unwrap();
     let good = params(&t.policy);
+    assert_ne!(good, start, "the first step did not move the policy");
     // A reference that has gone bad: every log-probability under it is NaN.
     for v in t.reference.vars() {
         let nan = (v.as_tensor().ones_like().unwrap() * f64::NAN).unwrap();
