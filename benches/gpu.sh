@@ -50,14 +50,15 @@ with_memory() {
   return "$status"
 }
 
-# Continues the run in $2 if it has a checkpoint, else starts it with the given flags.
+# Continues the run in $2 if it has started (its settings are in run.json), else starts it
+# with the given flags.
 r1_zero() {
   local name=$1 dir=$2
   shift 2
-  if [ -f "$dir/grpo/LATEST" ]; then
+  if [ -f "$dir/run.json" ]; then
     with_memory "$name" "$bin" lm r1-zero --device cuda --out "$dir" --resume
   else
-    with_memory "$name" "$bin" lm r1-zero --config "$config" --device cuda --out "$dir" "$@"
+    with_memory "$name" "$bin" lm r1-zero --config "$config" --device cuda --out "$dir" --overwrite "$@"
   fi
   cp "$dir/grpo/metrics.jsonl" "$out/$name-metrics.jsonl"
   cp "$dir/summary.json" "$out/$name-summary.json" 2>/dev/null || true

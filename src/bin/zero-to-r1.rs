@@ -438,7 +438,7 @@ enum LmCommand {
     /// summary.json (held-out accuracy before and after). Every setting is in the config's
     /// [grpo] section (see configs/addition-cpu.toml); the flags override a few.
     ///
-    /// Interrupted (Ctrl-C, a kill, a full disk)? Run `r1-zero --out DIR --resume`: it
+    /// Interrupted (Ctrl-C, a kill, a full disk)? Run `r1-zero --resume [--out DIR]`: it
     /// continues from the latest checkpoint with the run's own settings (run.json,
     /// grpo/config.toml) and gives the same numbers as an uninterrupted run. With --resume
     /// only --steps (to extend the run) and --device may be given.
@@ -638,12 +638,15 @@ fn lm(command: LmCommand) -> Result<()> {
             resume,
             overwrite,
         } => {
+            use zero_to_r1::lm::config::LmConfig;
             use zero_to_r1::lm::run::{claim_folder, r1_zero, resume_r1_zero, Start};
             let clock = std::time::Instant::now();
             let (s, out, k) = if resume {
-                let out = out.ok_or_else(|| {
-                    Error::invalid("--resume", "name the run to continue with --out DIR")
-                })?;
+                let out = out.unwrap_or_else(|| {
+                    PathBuf::from("runs/lm")
+                        .join(LmConfig::default().task.name)
+                        .join("r1-zero")
+                });
                 let fixed = [
                     ("--config", run.config.is_some()),
                     ("--task", run.task.is_some()),
