@@ -98,3 +98,25 @@ pub fn read_user_text(path: &Path) -> Result<String> {
         )
     })
 }
+
+/// Checks, before any work, that the file `path` can be written later: its folder is created
+/// if needed and a temporary file is written there and removed. Nothing at `path` changes.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        Error::invalid(
+            "output path",
+            format!("{} is not a file name", path.display()),
+        )
+    })?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let probe = path.with_file_name(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&probe, b"").map_err(|e| Error::io(path, e))?;
+    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+}

@@ -604,6 +604,7 @@ fn lm(command: LmCommand) -> Result<()> {
             Ok(())
         }
         LmCommand::Measure { run, out, machine } => {
+            zero_to_r1::io::check_writable(&out)?;
             if run.device != "cpu" {
                 return Err(Error::invalid(
                     "--device",
@@ -742,6 +743,7 @@ fn lm(command: LmCommand) -> Result<()> {
                     "the book's record is measured on the cpu",
                 ));
             }
+            zero_to_r1::io::check_writable(&out)?;
             let config = run.config()?;
             let names: Vec<&str> = zero_to_r1::experiments::ch09::variants()
                 .iter()
@@ -882,6 +884,11 @@ fn lm(command: LmCommand) -> Result<()> {
 }
 
 fn bench(command: BenchCommand) -> Result<()> {
+    if let BenchCommand::Lm { json: Some(p), .. } | BenchCommand::Cat { json: Some(p), .. } =
+        &command
+    {
+        zero_to_r1::io::check_writable(p)?;
+    }
     let (json, text) = match command {
         BenchCommand::Lm {
             run,
@@ -957,6 +964,9 @@ fn bench(command: BenchCommand) -> Result<()> {
 }
 
 fn gpu_check(args: &GpuCheckArgs) -> Result<()> {
+    if let Some(path) = &args.json {
+        zero_to_r1::io::check_writable(path)?;
+    }
     use zero_to_r1::lm::check::{device_check, Tolerances};
     let dev = zero_to_r1::lm::device(&args.device)?;
     let tol = Tolerances::default();
@@ -1254,6 +1264,9 @@ impl Recorder {
 }
 
 fn train(args: &TrainArgs) -> Result<()> {
+    if let Some(path) = &args.metrics {
+        zero_to_r1::io::check_writable(path)?;
+    }
     use zero_to_r1::algo::{actor_critic, grpo, ppo, reinforce, ModelKind};
     let mut env = args.house.env(args.max_steps)?;
     let model: ModelKind = args.model.parse()?;

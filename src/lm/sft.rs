@@ -174,16 +174,7 @@ pub fn train(
     for step in 0..config.steps {
         let examples = data::batch(task, difficulty, data_config, seed, step, config.batch_size);
         let (prompts, responses) = data::encode(&examples)?;
-        let longest = prompts
-            .iter()
-            .zip(&responses)
-            .map(|(p, r)| p.len() + r.len());
-        if let Some(n) = longest.max().filter(|&n| n > model.config().context) {
-            return Err(crate::lm::config::context_too_short(
-                model.config().context,
-                n,
-            ));
-        }
+        fits_context(model, &prompts, &responses)?;
         let lr = learning_rate(step, config.steps, config.warmup, config.lr);
         if let Opt::Adam(o) = &mut opt {
             o.set_learning_rate(lr);
@@ -216,3 +207,16 @@ pub fn train(
     Ok(report)
 }
 // ANCHOR_END: train
+
+/// An error naming `model.context` if some prompt and response are longer than the context.
+fn fits_context(model: &Gpt, prompts: &[Vec<u32>], responses: &[Vec<u32>]) -> Result<()> {
+    let context = model.config().context;
+    let longest = prompts
+        .iter()
+        .zip(responses)
+        .map(|(p, r)| p.len() + r.len());
+    match longest.max().filter(|&n| n > context) {
+        Some(n) => Err(crate::lm::config::context_too_short(context, n)),
+        None => Ok(()),
+    }
+}
