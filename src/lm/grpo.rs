@@ -172,6 +172,21 @@ impl GrpoLmConfig {
                 return Err(Error::invalid(key(k), "must be at least 1"));
             }
         }
+        if self.epochs > 1000 {
+            return Err(Error::invalid(
+                key("epochs"),
+                format!(
+                    "{} is more than 1000 passes over one step's responses",
+                    self.epochs
+                ),
+            ));
+        }
+        if self.warmup > self.steps {
+            return Err(Error::invalid(
+                key("warmup"),
+                format!("{} is more than grpo.steps = {}", self.warmup, self.steps),
+            ));
+        }
         if self.group_size < 2 {
             return Err(Error::invalid(
                 key("group_size"),

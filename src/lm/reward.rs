@@ -72,14 +72,17 @@ impl Default for RewardWeights {
 }
 
 impl RewardWeights {
-    /// Both weights finite and non-negative, not both zero.
+    /// Both weights in [0, 10⁶], not both zero.
     pub fn validate(&self) -> Result<()> {
         for (key, w) in [
             ("reward.format", self.format),
             ("reward.accuracy", self.accuracy),
         ] {
-            if !(w.is_finite() && w >= 0.0) {
-                return Err(Error::invalid(key, format!("{w} must be ≥ 0")));
+            if !(w.is_finite() && (0.0..=1e6).contains(&w)) {
+                return Err(Error::invalid(
+                    key,
+                    format!("{w} must be in [0, 1e6] (larger rewards overflow the losses)"),
+                ));
             }
         }
         if self.format + self.accuracy == 0.0 {
