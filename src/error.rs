@@ -13,8 +13,16 @@ pub enum Error {
     Config(gridworld::ConfigError),
     /// An exact computation on the MDP was impossible.
     Mdp(gridworld::MdpError),
-    /// A value given by the user (a flag, a config field) is not acceptable.
+    /// A value given by the user (a flag, a config field, a file's content) is not acceptable.
     Invalid { what: String, why: String },
+    /// Training diverged: a loss or a gradient became NaN or infinite at `step`.
+    Diverged { step: usize, why: String },
+    /// A tensor operation failed (out of memory on a GPU, a shape the code did not expect)
+    /// while `doing` something.
+    Tensor {
+        doing: &'static str,
+        source: candle_core::Error,
+    },
     /// A file could not be read or written.
     Io {
         path: PathBuf,
@@ -57,6 +65,8 @@ impl fmt::Display for Error {
             Error::Config(e) => write!(f, "{e}"),
             Error::Mdp(e) => write!(f, "{e}"),
             Error::Invalid { what, why } => write!(f, "invalid {what}: {why}"),
+            Error::Diverged { step, why } => write!(f, "training diverged at step {step}: {why}"),
+            Error::Tensor { doing, source } => write!(f, "{doing} failed: {source}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Book { file, line, why } => write!(f, "{}:{line}: {why}", file.display()),
         }
@@ -70,6 +80,7 @@ impl std::error::Error for Error {
             Error::Config(e) => Some(e),
             Error::Mdp(e) => Some(e),
             Error::Io { source, .. } => Some(source),
+            Error::Tensor { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -90,5 +101,29 @@ impl From<gridworld::ConfigError> for Error {
 impl From<gridworld::MdpError> for Error {
     fn from(e: gridworld::MdpError) -> Self {
         Error::Mdp(e)
+    }
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(source: candle_core::Error) -> Self {
+        Error::Tensor {
+            doing: "a tensor computation",
+            source,
+        }
+    }
+}
+
+/// Names what a tensor computation was doing when it failed:
+/// `loss.backward().doing("the backward pass of the GRPO loss")?`.
+pub trait Doing<T> {
+    fn doing(self, what: &'static str) -> Result<T>;
+}
+
+impl<T> Doing<T> for candle_core::Result<T> {
+    fn doing(self, what: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Tensor {
+            doing: what,
+            source,
+        })
     }
 }

@@ -175,9 +175,9 @@ impl Model for Mlp {
     }
 }
 
-/// Turns a candle error into the library's error.
+/// Turns a candle error into the library's error, keeping it as the source.
 pub fn candle_err(e: candle_core::Error) -> Error {
-    Error::invalid("tensor computation", e.to_string())
+    Error::from(e)
 }
 
 /// All cells as a u32 tensor 0..n.

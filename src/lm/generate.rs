@@ -16,7 +16,7 @@ use candle_core::{DType, Device, Tensor, D};
 use gridworld::rand::rngs::StdRng;
 use gridworld::rand::{RngExt, SeedableRng};
 
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::lm::model::Gpt;
 use crate::lm::tokenizer::{EOS, PAD};
 use crate::policy::candle_err;
@@ -227,7 +227,7 @@ pub fn generate(
         let logits = model
             .forward(&input, &pos, &mask, Some(&mut cache))
             .and_then(|l| l.narrow(1, len - 1, 1)?.squeeze(1))
-            .map_err(candle_err)?;
+            .doing("the forward pass of a sampling step")?;
         let logprobs = candle_nn::ops::log_softmax(&logits, D::Minus1)
             .and_then(|l| l.to_dtype(DType::F32)?.to_vec2::<f32>())
             .map_err(candle_err)?;

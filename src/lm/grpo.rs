@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::advantage::{frac_reward_zero_std, group_advantages, per_step};
 use crate::algo::clip_gradients;
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::io::{read_text, remove_temporaries, write_atomic};
 use crate::lm::adamw::AdamW;
 use crate::lm::checkpoint;
@@ -655,7 +655,9 @@ impl GrpoTrainer {
                     let value = scalar(&loss)?;
                     check_finite(step, "loss", value)?;
                     loss_value += value;
-                    let mut store = loss.backward().map_err(candle_err)?;
+                    let mut store = loss
+                        .backward()
+                        .doing("the backward pass of the GRPO loss")?;
                     for (acc, var) in grads.iter_mut().zip(self.opt.vars()) {
                         if let Some(gr) = store.remove(var.as_tensor()) {
                             *acc = Some(match acc.take() {
@@ -875,10 +877,13 @@ pub fn check_finite(step: usize, metric: &str, value: f64) -> Result<()> {
     if value.is_finite() {
         Ok(())
     } else {
-        Err(Error::invalid(
-            format!("training at step {step}"),
-            format!("the {metric} became {value}; stopped before updating the policy with it (lower grpo.lr, or check the reference model)"),
-        ))
+        Err(Error::Diverged {
+            step,
+            why: format!(
+                "the {metric} became {value}; stopped before updating the policy with it \
+                 (lower grpo.lr, or check the reference model)"
+            ),
+        })
     }
 }
 
@@ -933,13 +938,10 @@ pub fn train(
     let base = trainer.seconds;
     while trainer.step < until {
         let mut m = trainer.step().map_err(|e| match e {
-            Error::Invalid { what, why } if dir.join(LATEST).exists() => Error::invalid(
-                what,
-                format!(
-                    "{why}; the last good checkpoint is in {}",
-                    dir.join(LATEST).display()
-                ),
-            ),
+            Error::Diverged { step, why } if dir.join(LATEST).exists() => Error::Diverged {
+                step,
+                why: format!("{why}; the last good checkpoint is in {}", dir.display()),
+            },
             other => other,
         })?;
         let last = trainer.step == until;

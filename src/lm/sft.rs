@@ -9,7 +9,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
 use crate::algo::Opt;
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::lm::data::{self, DataConfig};
 use crate::lm::generate::{pack, response_logp};
 use crate::lm::model::Gpt;
@@ -182,14 +182,14 @@ pub fn train(
         let loss = sft_loss(model, &prompts, &responses)?;
         let loss_value = loss.to_scalar::<f32>().map_err(candle_err)? as f64;
         if !loss_value.is_finite() {
-            return Err(Error::invalid(
-                "sft",
-                format!("the loss became {loss_value} at step {step}; lower sft.lr"),
-            ));
+            return Err(Error::Diverged {
+                step,
+                why: format!("the fine-tuning loss became {loss_value}; lower sft.lr"),
+            });
         }
         let grad_norm = opt
             .clipped_step(&loss, &vars, Some(config.max_grad_norm))
-            .map_err(candle_err)?;
+            .doing("the fine-tuning step")?;
         let n: usize = prompts.iter().chain(&responses).map(Vec::len).sum();
         tokens += n;
         let s = SftStep {
