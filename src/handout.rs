@@ -892,7 +892,7 @@ impl Drop for InterruptGuard {
 
 /// Runs `jobs`, at most `parallel` at a time, each in a process group of its own. Whatever
 /// is still running at `deadline` is killed with its whole group, and jobs not started by
-/// then never start; the same for a job that ends but leaves processes behind in its group.
+/// then never start. A job that ends has whatever it left in its group killed as well.
 /// Returns each job's exit status, `None` for those that ran out of time.
 fn run_jobs(
     jobs: &mut [Job],
@@ -913,7 +913,10 @@ fn run_jobs(
     loop {
         if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
             stop_all(&mut running);
-            return Err(Error::invalid("grading", "interrupted"));
+            return Err(Error::invalid(
+                "grading",
+                "interrupted; the tests that were running are stopped",
+            ));
         }
         if Instant::now() >= deadline {
             stop_all(&mut running);
