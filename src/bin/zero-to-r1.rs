@@ -126,9 +126,11 @@ enum Command {
     Handout(HandoutArgs),
     /// Grade a handout: run its grading tests and print a score table per exercise.
     ///
-    /// Runs `cargo test --test grade_chCC` for each chapter in the handout's folder and
-    /// awards each exercise its points in proportion to its tests that pass. The table is
-    /// markdown (paste it into a gradebook); --json writes a machine-readable report.
+    /// Builds `tests/grade_chCC.rs` of each chapter in the handout's folder, runs each of
+    /// its grading tests alone and awards each exercise its points in proportion to its tests
+    /// that pass. A test passes only if its process succeeds and the log file the test
+    /// harness writes for the grader says so; printed output is never read as a result. The
+    /// table is markdown (paste it into a gradebook); --json writes a machine-readable report.
     Grade(GradeArgs),
 }
 
@@ -173,9 +175,16 @@ struct GradeArgs {
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Time limit per chapter, in seconds (building included).
+    /// Time limit per chapter, in seconds, for everything together: building its grading
+    /// tests and running all of them. When it runs out, every process still running (with
+    /// whatever it started) is killed, and its unfinished tests fail.
     #[arg(long, default_value_t = 900)]
     timeout: u64,
+    /// Before grading, copy the grading tests of the chosen chapters (`tests/grade_chCC.rs`
+    /// and `tests/common/`) from this folder (your own copy of the course) over the
+    /// handout's, so that nobody is graded by tests they edited.
+    #[arg(long, value_name = "DIR")]
+    tests_from: Option<PathBuf>,
     /// Fail unless the result is as expected: `pass` (every test passes), `fail` (every
     /// test fails, as on a fresh handout) or `caught=C.N` (some test of exercise C.N fails).
     #[arg(long, value_name = "WHAT")]
@@ -1405,6 +1414,14 @@ fn handout_cmd(args: &HandoutArgs) -> Result<()> {
 
 fn grade_cmd(args: &GradeArgs) -> Result<()> {
     let chapters = handout::parse_chapters(&args.chapters)?;
+    if let Some(from) = &args.tests_from {
+        let files = handout::install_grading_tests(from, &args.dir, &chapters)?;
+        println!(
+            "grading with {} test file(s) from {}",
+            files.len(),
+            from.display()
+        );
+    }
     let report = handout::grade(
         &args.dir,
         &chapters,
