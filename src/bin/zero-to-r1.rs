@@ -1416,7 +1416,7 @@ fn grade_cmd(args: &GradeArgs) -> Result<()> {
     let chapters = handout::parse_chapters(&args.chapters)?;
     if let Some(from) = &args.tests_from {
         let files = handout::install_grading_tests(from, &args.dir, &chapters)?;
-        println!(
+        say!(
             "grading with {} test file(s) from {}",
             files.len(),
             from.display()
