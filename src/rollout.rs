@@ -103,8 +103,6 @@ pub fn sample_episode_from(
     Ok(walk(env, policy, s))
 }
 
-/// A seed for the `i`-th of many runs derived from one base seed (SplitMix64), so that runs
-/// are independent of each other yet all fixed by the base seed.
 /// The mean of the values, or `None` if there are none (e.g. the mean length of the failed
 /// episodes of a batch in which nothing failed).
 pub fn mean_or_none(values: impl IntoIterator<Item = f64>) -> Option<f64> {
@@ -114,6 +112,8 @@ pub fn mean_or_none(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| sum / n as f64)
 }
 
+/// A seed for the `i`-th of many runs derived from one base seed (SplitMix64), so that runs
+/// are independent of each other yet all fixed by the base seed.
 pub fn derive_seed(seed: u64, i: u64) -> u64 {
     let mut z = seed ^ i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

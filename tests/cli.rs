@@ -230,3 +230,82 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn train_applies_every_flag_it_is_given_or_refuses_it() {
+    use zero_to_r1::algo::ppo::{self, PpoConfig};
+    use zero_to_r1::gridworld::Env;
+    // Chapter 5's clipping experiment from the command line: 20 unclipped epochs per batch.
+    let dir = scratch().join("train-flags");
+    std::fs::create_dir_all(&dir).unwrap();
+    let metrics = dir.join("m.jsonl");
+    let out = bin()
+        .args(["train", "--algo", "ppo", "--clip", "none", "--epochs", "20"])
+        .args([
+            "--lr",
+            "0.03",
+            "--iterations",
+            "2",
+            "--seed",
+            "7",
+            "--metrics",
+        ])
+        .arg(&metrics)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Vec<serde_json::Value> = std::fs::read_to_string(&metrics)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let c = PpoConfig {
+        iterations: 2,
+        epochs: 20,
+        lr: 0.03,
+        clip: None,
+        seed: 7,
+        ..PpoConfig::default()
+    };
+    let log = ppo::train(&mut Env::seed(), &c, |_| {}).unwrap().log;
+    assert_eq!(cli.len(), 2);
+    for (line, u) in cli.iter().zip(&log) {
+        assert_eq!(line["epochs"], 20);
+        assert_eq!(line["exact_j"].as_f64().unwrap(), u.exact_j);
+        assert_eq!(line["approx_kl"].as_f64().unwrap(), u.approx_kl);
+    }
+    // The default run is another run: the flags changed something.
+    let default = PpoConfig {
+        iterations: 2,
+        seed: 7,
+        ..PpoConfig::default()
+    };
+    let plain = ppo::train(&mut Env::seed(), &default, |_| {}).unwrap().log;
+    assert_ne!(plain[1].exact_j, log[1].exact_j);
+    // A flag the algorithm does not use is an error that names it, never ignored.
+    for (algo, flag, value) in [
+        ("reinforce", "--clip", "0.3"),
+        ("reinforce", "--epochs", "3"),
+        ("reinforce", "--lambda", "0.5"),
+        ("actor-critic", "--epochs", "3"),
+        ("actor-critic", "--clip", "0.1"),
+        ("ppo", "--group-size", "4"),
+        ("ppo", "--baseline", "rtg"),
+        ("ppo", "--beta", "0.1"),
+        ("grpo", "--lambda", "0.5"),
+        ("dr-grpo", "--baseline", "mean"),
+        ("grpo", "--clip", "none"),
+    ] {
+        let out = bin()
+            .args(["train", "--algo", algo, "--iterations", "1", flag, value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{algo} {flag}: {err}");
+        assert!(err.contains(flag), "{algo} {flag}: {err}");
+    }
+}

@@ -209,6 +209,19 @@ enum Algo {
     DrGrpo,
 }
 
+impl Algo {
+    /// The name on the command line.
+    fn name(self) -> &'static str {
+        match self {
+            Algo::Reinforce => "reinforce",
+            Algo::ActorCritic => "actor-critic",
+            Algo::Ppo => "ppo",
+            Algo::Grpo => "grpo",
+            Algo::DrGrpo => "dr-grpo",
+        }
+    }
+}
+
 #[derive(Args)]
 struct TrainArgs {
     #[arg(long, value_enum, default_value = "ppo")]
@@ -232,38 +245,76 @@ struct TrainArgs {
     /// Policy and value model: tabular or mlp.
     #[arg(long, default_value = "tabular")]
     model: String,
-    /// REINFORCE's weighting: total, rtg, mean or learned.
-    #[arg(long, default_value = "learned")]
-    baseline: String,
-    /// GAE's λ for actor-critic and PPO (default 0 for actor-critic, 0.95 for PPO).
-    #[arg(long)]
-    lambda: Option<f64>,
-    #[command(flatten)]
-    grpo: GrpoArgs,
+    /// Seed of the initial weights and of every sample.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Write one JSON line of metrics per iteration to this file.
     #[arg(long, value_name = "FILE")]
     metrics: Option<PathBuf>,
+    #[command(flatten)]
+    reuse: ReuseArgs,
+    #[command(flatten)]
+    critic: CriticArgs,
+    #[command(flatten)]
+    grpo: GrpoArgs,
 }
 
-/// Settings of GRPO and Dr. GRPO (ignored by the other algorithms). Unset ones take the
+/// How a batch is reused (PPO, GRPO and Dr. GRPO; refused by the algorithms that take one
+/// plain gradient step per batch). Unset ones take the algorithm's preset.
+#[derive(Args)]
+#[command(next_help_heading = "Reusing a batch (PPO, GRPO, Dr. GRPO)")]
+struct ReuseArgs {
+    /// ε of the ratio clip, or `none` for the unclipped ratio ρ·Â (PPO only)
+    /// [default: 0.2].
+    #[arg(long, value_name = "EPS|none")]
+    clip: Option<String>,
+    /// μ, gradient passes over each batch [default: 4].
+    #[arg(long)]
+    epochs: Option<usize>,
+}
+
+impl ReuseArgs {
+    /// The clip: `Some(ε)`, or `None` for `none`; `default` when not given.
+    fn clip(&self, default: Option<f64>) -> Result<Option<f64>> {
+        match self.clip.as_deref() {
+            None => Ok(default),
+            Some("none") => Ok(None),
+            Some(text) => match text.parse::<f64>() {
+                Ok(e) if e > 0.0 && e.is_finite() => Ok(Some(e)),
+                _ => Err(Error::invalid(
+                    "--clip",
+                    format!("{text:?} must be a positive number or none"),
+                )),
+            },
+        }
+    }
+}
+
+/// Settings of the algorithms with a baseline or a critic.
+#[derive(Args)]
+#[command(next_help_heading = "Baselines and critics (REINFORCE, actor-critic, PPO)")]
+struct CriticArgs {
+    /// REINFORCE's weighting: total, rtg, mean or learned [default: learned].
+    #[arg(long)]
+    baseline: Option<String>,
+    /// GAE's λ for actor-critic and PPO (default 0 for actor-critic, 0.95 for PPO).
+    #[arg(long)]
+    lambda: Option<f64>,
+}
+
+/// Settings of GRPO and Dr. GRPO (refused by the other algorithms). Unset ones take the
 /// algorithm's preset.
 #[derive(Args)]
 #[command(next_help_heading = "GRPO and Dr. GRPO")]
 struct GrpoArgs {
-    /// G, the episodes walked from each start cell (the answers to one question); at least 2.
-    #[arg(long, default_value_t = 8)]
-    group_size: usize,
-    /// β, the weight of the k3 KL penalty to the reference policy (the cat as it started).
-    #[arg(long, default_value_t = 0.0)]
-    beta: f64,
-    /// ε of the ratio clip.
-    #[arg(long, default_value_t = 0.2)]
-    clip: f64,
-    /// μ, gradient steps on each batch.
-    #[arg(long, default_value_t = 4)]
-    epochs: usize,
+    /// G, the episodes walked from each start cell (the answers to one question); at least 2
+    /// [default: 8].
+    #[arg(long)]
+    group_size: Option<usize>,
+    /// β, the weight of the k3 KL penalty to the reference policy (the cat as it started)
+    /// [default: 0].
+    #[arg(long)]
+    beta: Option<f64>,
     /// How per-step losses are combined: response-mean (GRPO), constant (Dr. GRPO: divide by
     /// episodes × the step limit), token-mean or episode-sum. Default: the algorithm's.
     #[arg(long)]
@@ -273,17 +324,33 @@ struct GrpoArgs {
     #[arg(long)]
     std_scaling: Option<bool>,
     /// The one number an episode is scored with: its return, or success (1 at the meat,
-    /// else 0).
-    #[arg(long, default_value = "return")]
-    reward: String,
+    /// else 0) [default: return].
+    #[arg(long)]
+    reward: Option<String>,
 }
 
 impl GrpoArgs {
+    /// The flags that were given, by name.
+    fn given(&self) -> Vec<&'static str> {
+        [
+            ("--group-size", self.group_size.is_some()),
+            ("--beta", self.beta.is_some()),
+            ("--aggregation", self.aggregation.is_some()),
+            ("--std-scaling", self.std_scaling.is_some()),
+            ("--reward", self.reward.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, given)| *given)
+        .map(|(name, _)| name)
+        .collect()
+    }
+
     fn config(
         &self,
         dr: bool,
         max_steps: usize,
         episodes: usize,
+        reuse: &ReuseArgs,
     ) -> Result<zero_to_r1::algo::grpo::GrpoConfig> {
         use zero_to_r1::algo::grpo::GrpoConfig;
         use zero_to_r1::objective::Aggregation;
@@ -292,17 +359,17 @@ impl GrpoArgs {
         } else {
             GrpoConfig::grpo()
         };
-        if self.group_size < 2 || episodes % self.group_size != 0 {
+        let group_size = self.group_size.unwrap_or(8);
+        if group_size < 2 || episodes % group_size != 0 {
             return Err(Error::invalid(
                 "--episodes",
                 format!(
-                    "{episodes} episodes cannot be cut into groups of --group-size {}",
-                    self.group_size
+                    "{episodes} episodes cannot be cut into groups of --group-size {group_size}"
                 ),
             ));
         }
-        c.group_size = self.group_size;
-        c.questions_per_iteration = episodes / self.group_size;
+        c.group_size = group_size;
+        c.questions_per_iteration = episodes / group_size;
         c.aggregation = match self.aggregation.as_deref() {
             None if dr => Aggregation::Constant { budget: max_steps },
             None => c.aggregation,
@@ -312,11 +379,24 @@ impl GrpoArgs {
         if let Some(scale) = self.std_scaling {
             c.scale_by_std = scale;
         }
-        c.beta = self.beta;
-        c.clip = self.clip;
-        c.epochs = self.epochs;
-        c.reward = self.reward.parse()?;
+        c.beta = self.beta.unwrap_or(0.0);
+        c.clip = reuse.clip(Some(0.2))?.ok_or_else(|| {
+            Error::invalid("--clip", "GRPO always clips its ratio; give a number")
+        })?;
+        c.epochs = reuse.epochs.unwrap_or(4);
+        c.reward = self.reward.as_deref().unwrap_or("return").parse()?;
         Ok(c)
+    }
+}
+
+/// An error for flags that the chosen algorithm does not use, so that none is ignored.
+fn refuse(algo: &str, flags: &[&str]) -> Result<()> {
+    match flags.first() {
+        None => Ok(()),
+        Some(flag) => Err(Error::invalid(
+            flag.to_string(),
+            format!("--algo {algo} does not use it (see `zero-to-r1 train --help`)"),
+        )),
     }
 }
 
@@ -560,6 +640,10 @@ impl LmRunArgs {
             if *t != c.task.name {
                 c.task.name = t.clone();
                 if t == "countdown" && self.config.is_none() {
+                    eprintln!(
+                        "note: --task countdown without --config takes the GPU config \
+                         (configs/countdown-gpu.toml): the CPU default model is too small for it"
+                    );
                     c = LmConfig::gpu_default();
                 }
             }
@@ -1279,7 +1363,36 @@ fn train(args: &TrainArgs) -> Result<()> {
     use zero_to_r1::algo::{actor_critic, grpo, ppo, reinforce, ModelKind};
     let mut env = args.house.env(args.max_steps)?;
     let model: ModelKind = args.model.parse()?;
-    let baseline: reinforce::Baseline = args.baseline.parse()?;
+    let (reuse, critic, grpo_args) = (&args.reuse, &args.critic, &args.grpo);
+    let given = |pairs: &[(&'static str, bool)]| -> Vec<&'static str> {
+        pairs.iter().filter(|p| p.1).map(|p| p.0).collect()
+    };
+    let reuse_given = given(&[
+        ("--clip", reuse.clip.is_some()),
+        ("--epochs", reuse.epochs.is_some()),
+    ]);
+    let name = args.algo.name();
+    match args.algo {
+        Algo::Reinforce => {
+            refuse(name, &reuse_given)?;
+            refuse(name, &given(&[("--lambda", critic.lambda.is_some())]))?;
+            refuse(name, &grpo_args.given())?;
+        }
+        Algo::ActorCritic | Algo::Ppo => {
+            if matches!(args.algo, Algo::ActorCritic) {
+                refuse(name, &reuse_given)?;
+            }
+            refuse(name, &given(&[("--baseline", critic.baseline.is_some())]))?;
+            refuse(name, &grpo_args.given())?;
+        }
+        Algo::Grpo | Algo::DrGrpo => refuse(
+            name,
+            &given(&[
+                ("--baseline", critic.baseline.is_some()),
+                ("--lambda", critic.lambda.is_some()),
+            ]),
+        )?,
+    }
     let bar = tour::progress_bar(args.iterations as u64, "training", true);
     let mut rec = Recorder {
         bar,
@@ -1291,7 +1404,7 @@ fn train(args: &TrainArgs) -> Result<()> {
             let mut c = reinforce::ReinforceConfig {
                 updates: args.iterations,
                 episodes_per_update: args.episodes,
-                baseline,
+                baseline: critic.baseline.as_deref().unwrap_or("learned").parse()?,
                 policy: model,
                 value: model,
                 seed: args.seed,
@@ -1312,19 +1425,24 @@ fn train(args: &TrainArgs) -> Result<()> {
             c.policy = model;
             c.value = model;
             c.seed = args.seed;
+            c.clip = reuse.clip(c.clip)?;
+            if let Some(e) = reuse.epochs {
+                c.epochs = e;
+            }
             if let Some(lr) = args.lr {
                 c.lr = lr;
             }
-            if let Some(l) = args.lambda {
+            if let Some(l) = critic.lambda {
                 c.lambda = l;
             }
             ppo::train(&mut env, &c, |u| rec.log(u.exact_j, u.exact_success, u))?.table()?
         }
         Algo::Grpo | Algo::DrGrpo => {
-            let mut c = args.grpo.config(
+            let mut c = grpo_args.config(
                 matches!(args.algo, Algo::DrGrpo),
                 args.max_steps,
                 args.episodes,
+                reuse,
             )?;
             c.iterations = args.iterations;
             c.policy = model;

@@ -1,8 +1,10 @@
 //! A small decoder-only transformer (GPT): token and position embeddings, pre-norm blocks of
 //! causal self-attention and an MLP, a final norm and a linear head onto the vocabulary.
 //!
-//! Every operation is an ordinary candle tensor op with a backward pass, so the same code
-//! trains on the CPU and on `Device::Cuda`. Batches use one layout everywhere (sampling,
+//! Every operation has a backward pass: on a GPU each is an ordinary candle tensor op; on the
+//! CPU, GELU, layer norm, the masked softmax and the bias add run as fused kernels with
+//! hand-written backward passes ([`crate::lm::fused`]), tested against those same ops. So the
+//! same code trains on the CPU and on `Device::Cuda`. Batches use one layout everywhere (sampling,
 //! log-probabilities, fine-tuning): prompts padded on the *left* to a common length, responses
 //! after them; the attention mask hides the padding.
 
