@@ -392,7 +392,7 @@ impl Task for Addition {
     /// As for [`Arithmetic`], additions only.
     fn check_prompt(&self, prompt: &str) -> Result<Problem> {
         let p = Arithmetic.check_prompt(prompt)?;
-        if !p.prompt.contains('+') {
+        if read_arithmetic(prompt)?.1 != '+' {
             return Err(Error::invalid(
                 "prompt",
                 format!("{prompt:?}: the addition task only adds, as in 347+085="),
