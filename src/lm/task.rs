@@ -77,6 +77,18 @@ pub trait Task: Send + Sync {
     fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace;
     /// The largest meaningful difficulty.
     fn max_difficulty(&self) -> usize;
+    /// The problem a prompt typed by hand poses (`lm sample --prompt`), with its ground truth;
+    /// an error if the prompt is not one of this task's: unreadable, or outside its limits
+    /// (see each task). A prompt that passes is scored exactly like a generated one.
+    fn check_prompt(&self, prompt: &str) -> Result<Problem> {
+        Err(Error::invalid(
+            "prompt",
+            format!(
+                "{prompt:?}: the {} task takes no prompts by hand",
+                self.name()
+            ),
+        ))
+    }
 }
 // ANCHOR_END: task_trait
 
@@ -196,17 +208,51 @@ fn write_columns(cols: &[[u64; 5]], op: char) -> String {
         .join(",")
 }
 
+/// The most digits an arithmetic operand may have (sums then fit in a `u64`).
+pub const MAX_DIGITS: usize = 18;
+
 /// Parses an arithmetic prompt `a+b=` or `a-b=`: the numbers, the operation and the number
-/// of columns (the wider operand's width, leading zeros included).
-fn parse_arithmetic(prompt: &str) -> Option<(u64, char, u64, usize)> {
-    let body = prompt.strip_suffix('=')?;
-    let at = body.find(['+', '-'])?;
-    let op = body[at..].chars().next()?;
+/// of columns (the wider operand's width, leading zeros included). Each operand is 1 to
+/// [`MAX_DIGITS`] plain digits, and a subtraction never goes below zero: its scratchpad
+/// has no way to write a negative result, and the generator never asks for one.
+fn read_arithmetic(prompt: &str) -> Result<(u64, char, u64, usize)> {
+    let bad = |why: &str| {
+        Error::invalid(
+            "prompt",
+            format!("{prompt:?} is not an arithmetic prompt like 347+085= ({why})"),
+        )
+    };
+    let body = prompt
+        .strip_suffix('=')
+        .ok_or_else(|| bad("it must end with ="))?;
+    let at = body
+        .find(['+', '-'])
+        .ok_or_else(|| bad("no + or - between the numbers"))?;
+    let op = if body.as_bytes()[at] == b'+' {
+        '+'
+    } else {
+        '-'
+    };
     let (x, y) = (&body[..at], &body[at + 1..]);
-    if x.len() > 18 || y.len() > 18 {
-        return None;
+    let number = |s: &str| -> Result<u64> {
+        if s.is_empty() || s.len() > MAX_DIGITS || !s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad(&format!(
+                "each number is 1 to {MAX_DIGITS} digits, found {s:?}"
+            )));
+        }
+        s.parse().map_err(|_| bad("unreadable number"))
+    };
+    let (a, b) = (number(x)?, number(y)?);
+    if op == '-' && a < b {
+        return Err(bad(
+            "the result would be negative, and answers are never negative",
+        ));
     }
-    Some((x.parse().ok()?, op, y.parse().ok()?, x.len().max(y.len())))
+    Ok((a, op, b, x.len().max(y.len())))
+}
+
+fn parse_arithmetic(prompt: &str) -> Option<(u64, char, u64, usize)> {
+    read_arithmetic(prompt).ok()
 }
 
 fn random_number(rng: &mut dyn Rng, digits: usize) -> u64 {
@@ -301,6 +347,17 @@ impl Task for Arithmetic {
     fn max_difficulty(&self) -> usize {
         9
     }
+
+    /// `a+b=` or `a-b=` with operands of 1 to [`MAX_DIGITS`] digits (leading zeros allowed)
+    /// and, for a subtraction, a ≥ b.
+    fn check_prompt(&self, prompt: &str) -> Result<Problem> {
+        let (a, op, b, _) = read_arithmetic(prompt)?;
+        let result = if op == '+' { a + b } else { a - b };
+        Ok(Problem {
+            prompt: prompt.into(),
+            truth: result.to_string(),
+        })
+    }
 }
 
 /// [`Arithmetic`] with addition only: half as many column facts to learn.
@@ -331,6 +388,18 @@ impl Task for Addition {
     fn max_difficulty(&self) -> usize {
         Arithmetic.max_difficulty()
     }
+
+    /// As for [`Arithmetic`], additions only.
+    fn check_prompt(&self, prompt: &str) -> Result<Problem> {
+        let p = Arithmetic.check_prompt(prompt)?;
+        if read_arithmetic(prompt)?.1 != '+' {
+            return Err(Error::invalid(
+                "prompt",
+                format!("{prompt:?}: the addition task only adds, as in 347+085="),
+            ));
+        }
+        Ok(p)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -339,19 +408,36 @@ impl Task for Addition {
 /// Countdown: reach the target from the given numbers with `+ - * /` and parentheses, each
 /// number used at most once. `difficulty` is how many numbers (2 to 6). The prompt lists the
 /// numbers and the target, `3,7,25,50 to 71=`; the scratchpad is one operation per step,
-/// `25+50=75,75-7=68,68+3=71`, and the answer an expression, `((25+50)-7)+3`.
+/// `25+50=75,75-7=68,68+3=71`, and the answer an expression, `((25+50)-7)+3`. The target is
+/// never one of the numbers (copying it would be a full answer).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Countdown;
 
-/// The numbers and target of a Countdown prompt.
+/// The most numbers a Countdown prompt gives.
+pub const COUNTDOWN_MAX_NUMBERS: usize = 6;
+
+/// The numbers and target of a Countdown prompt `n1,n2,… to t=`: 2 to
+/// [`COUNTDOWN_MAX_NUMBERS`] numbers and a target, each in plain digits and at most
+/// [`MAX_NUMBER`]. `None` for anything else: such a prompt is outside the task.
 pub fn parse_countdown(prompt: &str) -> Option<(Vec<i64>, i64)> {
     let body = prompt.strip_suffix('=')?;
     let (nums, target) = body.split_once(" to ")?;
     let nums = nums
         .split(',')
-        .map(|x| x.parse().ok())
+        .map(read_number)
         .collect::<Option<Vec<i64>>>()?;
-    Some((nums, target.parse().ok()?))
+    if !(2..=COUNTDOWN_MAX_NUMBERS).contains(&nums.len()) {
+        return None;
+    }
+    Some((nums, read_number(target)?))
+}
+
+/// A number in plain digits (leading zeros allowed), at most [`MAX_NUMBER`].
+fn read_number(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > MAX_NUMBER_DIGITS || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok().filter(|&n| n <= MAX_NUMBER)
 }
 
 /// Numbers, and a target reached by combining them in drawing order with random operations.
@@ -397,7 +483,14 @@ impl Task for Countdown {
     }
 
     fn generate(&self, seed: u64, difficulty: usize) -> Problem {
-        let (mut nums, target) = countdown_numbers(seed, difficulty);
+        // A target equal to one of the numbers is reached by copying it: draw again, from
+        // seeds derived from this one (2–7 % of first draws, depending on the difficulty).
+        let (mut nums, mut target) = countdown_numbers(seed, difficulty);
+        let mut k = 0;
+        while nums.contains(&target) {
+            k += 1;
+            (nums, target) = countdown_numbers(derive_seed(seed, k), difficulty);
+        }
         nums.sort_unstable();
         let list = nums
             .iter()
@@ -448,7 +541,7 @@ impl Task for Countdown {
         let off = rng.random_range(1..=3);
         if let Some(pos) = t.think.rfind('=') {
             if let Ok(z) = t.think[pos + 1..].parse::<i64>() {
-                t.think = format!("{}={}", &t.think[..pos], z + off);
+                t.think = format!("{}={}", &t.think[..pos], z.saturating_add(off));
             }
         }
         t.answer = format!("{}+{}", t.answer, off);
@@ -456,55 +549,92 @@ impl Task for Countdown {
     }
 
     fn max_difficulty(&self) -> usize {
-        6
+        COUNTDOWN_MAX_NUMBERS
+    }
+
+    /// `n1,n2,… to t=` as [`parse_countdown`] reads it: 2 to 6 numbers and a target, each
+    /// at most [`MAX_NUMBER`]. The truth is the target (a prompt without a solution is
+    /// still a prompt: no answer earns the accuracy reward).
+    fn check_prompt(&self, prompt: &str) -> Result<Problem> {
+        let (_, target) = parse_countdown(prompt).ok_or_else(|| {
+            Error::invalid(
+                "prompt",
+                format!(
+                    "{prompt:?} is not a countdown prompt like 3,7,25,50 to 71= \
+                     (2 to {COUNTDOWN_MAX_NUMBERS} numbers and a target, each 0 to {MAX_NUMBER})"
+                ),
+            )
+        })?;
+        Ok(Problem {
+            prompt: prompt.into(),
+            truth: target.to_string(),
+        })
     }
 }
 
 /// Depth-first search for a left-to-right chain of operations reaching `target`, using
-/// every number: (the steps as text, the expression). Small inputs only (≤ 6 numbers).
+/// every number: (the steps as text, the expression). Its cost is bounded by the prompt's
+/// limits (at most 6 numbers: 6!·4⁵ chains), and every step is checked arithmetic.
 fn search(nums: &[i64], target: i64) -> Option<(String, String)> {
-    fn go(
-        cur: i64,
-        expr: String,
-        rest: &[i64],
-        target: i64,
-        steps: &mut Vec<String>,
-    ) -> Option<String> {
+    /// One step: (left operand, operation, right operand, result).
+    type Step = (i64, char, i64, i64);
+    fn go(cur: i64, rest: &[i64], target: i64, steps: &mut Vec<Step>) -> bool {
         if rest.is_empty() {
-            return (cur == target).then_some(expr);
+            return cur == target;
         }
         for i in 0..rest.len() {
             let x = rest[i];
+            // An equal number tried earlier led to the same subtree, and it failed.
+            if rest[..i].contains(&x) {
+                continue;
+            }
             let mut others = rest.to_vec();
             others.remove(i);
             let cands = [
-                ('+', Some(cur + x)),
-                ('-', (cur > x).then(|| cur - x)),
-                ('*', (x > 1 && cur * x <= 100_000).then(|| cur * x)),
+                ('+', cur.checked_add(x)),
+                ('-', if cur > x { cur.checked_sub(x) } else { None }),
+                (
+                    '*',
+                    if x > 1 { cur.checked_mul(x) } else { None }.filter(|&z| z <= 100_000),
+                ),
                 ('/', (x > 1 && cur % x == 0).then(|| cur / x)),
             ];
             for (op, z) in cands {
                 let Some(z) = z else { continue };
-                let e = if expr.contains(['+', '-', '*', '/']) {
-                    format!("({expr}){op}{x}")
-                } else {
-                    format!("{expr}{op}{x}")
-                };
-                steps.push(format!("{cur}{op}{x}={z}"));
-                if let Some(found) = go(z, e, &others, target, steps) {
-                    return Some(found);
+                steps.push((cur, op, x, z));
+                if go(z, &others, target, steps) {
+                    return true;
                 }
                 steps.pop();
             }
         }
-        None
+        false
+    }
+    if nums.is_empty() || nums.len() > COUNTDOWN_MAX_NUMBERS {
+        return None;
     }
     for i in 0..nums.len() {
+        if nums[..i].contains(&nums[i]) {
+            continue;
+        }
         let mut rest = nums.to_vec();
         let first = rest.remove(i);
         let mut steps = Vec::new();
-        if let Some(expr) = go(first, first.to_string(), &rest, target, &mut steps) {
-            return Some((steps.join(","), expr));
+        if go(first, &rest, target, &mut steps) {
+            let text = steps
+                .iter()
+                .map(|(a, op, x, z)| format!("{a}{op}{x}={z}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut expr = first.to_string();
+            for (k, (_, op, x, _)) in steps.iter().enumerate() {
+                expr = if k == 0 {
+                    format!("{expr}{op}{x}")
+                } else {
+                    format!("({expr}){op}{x}")
+                };
+            }
+            return Some((text, expr));
         }
     }
     None
@@ -541,26 +671,35 @@ impl From<i64> for Rational {
     }
 }
 
-fn gcd(mut a: i128, mut b: i128) -> i128 {
+/// The greatest common divisor of |a| and |b|, on magnitudes: `i128::MIN % -1` and
+/// `i128::MIN.abs()` would overflow.
+fn gcd(a: i128, b: i128) -> u128 {
+    let (mut a, mut b) = (a.unsigned_abs(), b.unsigned_abs());
     while b != 0 {
         (a, b) = (b, a % b);
     }
-    a.abs()
+    a
 }
 
 impl Rational {
-    /// The fraction num/den in lowest terms; `None` for a zero denominator or an overflow.
+    /// The fraction num/den in lowest terms; `None` for a zero denominator or an overflow
+    /// (a result that does not fit, such as `i128::MIN / -1`).
     pub fn new(num: i128, den: i128) -> Option<Rational> {
         if den == 0 {
             return None;
         }
-        let g = gcd(num, den).max(1);
-        let (mut n, mut d) = (num / g, den / g);
-        if d < 0 {
-            n = n.checked_neg()?;
-            d = d.checked_neg()?;
-        }
-        Some(Rational { num: n, den: d })
+        // Reduce the magnitudes, then put the sign on the numerator.
+        let g = gcd(num, den); // ≥ 1, as den ≠ 0
+        let (n, d) = (num.unsigned_abs() / g, den.unsigned_abs() / g);
+        let num = if (num < 0) != (den < 0) {
+            0i128.checked_sub_unsigned(n)?
+        } else {
+            i128::try_from(n).ok()?
+        };
+        Some(Rational {
+            num,
+            den: i128::try_from(d).ok()?,
+        })
     }
 
     /// a op b, exactly; `None` on division by zero or overflow.
@@ -586,14 +725,24 @@ impl Rational {
 /// The longest expression [`evaluate`] accepts, and its deepest nesting of parentheses.
 pub const MAX_EXPRESSION_LEN: usize = 200;
 const MAX_DEPTH: usize = 32;
+/// The largest number a Countdown prompt may hold and [`evaluate`] reads: a million
+/// (generated problems stay below 2,000).
+pub const MAX_NUMBER: i64 = 1_000_000;
+/// Digits of [`MAX_NUMBER`]: a longer number is refused before it is read.
+const MAX_NUMBER_DIGITS: usize = 7;
+/// The largest numerator or denominator an intermediate value of [`evaluate`] may reach:
+/// 10¹⁸. Below it no operation on two values can overflow an `i128`.
+pub const MAX_VALUE: i128 = 1_000_000_000_000_000_000;
 
 // ANCHOR: evaluate
 /// Evaluates an arithmetic expression of non-negative integers, `+ - * /` and parentheses
-/// exactly: its value and the numbers it uses. `None` for anything else (unknown characters,
-/// unbalanced parentheses, division by zero, overflow, more than [`MAX_EXPRESSION_LEN`]
-/// characters or 32 nested parentheses).
+/// exactly: its value and the numbers it uses. Whitespace (spaces, newlines) is skipped, as
+/// the arithmetic verifier skips it around its answer. `None` for anything else (unknown
+/// characters, unbalanced parentheses, division by zero, more than [`MAX_EXPRESSION_LEN`]
+/// characters or 32 nested parentheses, a number above [`MAX_NUMBER`] or longer than 7
+/// digits, a value whose numerator or denominator passes [`MAX_VALUE`]).
 pub fn evaluate(text: &str) -> Option<(Rational, Vec<i64>)> {
-    let s: Vec<u8> = text.bytes().filter(|b| *b != b' ').collect();
+    let s: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     if s.is_empty() || s.len() > MAX_EXPRESSION_LEN {
         return None;
     }
@@ -623,7 +772,7 @@ impl Parser<'_> {
         let mut v = self.term(depth)?;
         while let Some(op @ (b'+' | b'-')) = self.peek() {
             self.at += 1;
-            v = v.apply(op as char, self.term(depth)?)?;
+            v = bounded(v.apply(op as char, self.term(depth)?)?)?;
         }
         Some(v)
     }
@@ -632,7 +781,7 @@ impl Parser<'_> {
         let mut v = self.atom(depth)?;
         while let Some(op @ (b'*' | b'/')) = self.peek() {
             self.at += 1;
-            v = v.apply(op as char, self.atom(depth)?)?;
+            v = bounded(v.apply(op as char, self.atom(depth)?)?)?;
         }
         Some(v)
     }
@@ -650,15 +799,17 @@ impl Parser<'_> {
                 while self.peek().is_some_and(|c| c.is_ascii_digit()) {
                     self.at += 1;
                 }
-                let n: i64 = std::str::from_utf8(&self.s[start..self.at])
-                    .ok()?
-                    .parse()
-                    .ok()?;
+                let n = read_number(std::str::from_utf8(&self.s[start..self.at]).ok()?)?;
                 self.used.push(n);
                 Some(Rational::from(n))
             }
             _ => None,
         }
     }
+}
+
+/// `v` if its numerator and denominator are within [`MAX_VALUE`].
+fn bounded(v: Rational) -> Option<Rational> {
+    (v.num.unsigned_abs() <= MAX_VALUE as u128 && v.den <= MAX_VALUE).then_some(v)
 }
 // ANCHOR_END: evaluate
