@@ -7,7 +7,7 @@
 # compiler flags; on a stable toolchain RUSTC_BOOTSTRAP=1 allows them. A finding is written
 # under fuzz/artifacts/TARGET/ and the script stops with its exit status; reproduce it with
 # `cargo fuzz run TARGET fuzz/artifacts/TARGET/crash-…`, then add it to
-# tests/adversarial_verifiers.rs as a named test.
+# tests/reproducers/verifiers.rs as a named test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-180}"

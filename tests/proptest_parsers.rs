@@ -3,7 +3,7 @@
 //! earns the accuracy reward unless its single answer block holds the right answer.
 //!
 //! Failures are not written to a file (`failure_persistence: None`): proptest prints the
-//! shrunk input, which becomes a named test in tests/adversarial_verifiers.rs.
+//! shrunk input, which becomes a named test in tests/reproducers/verifiers.rs.
 
 use proptest::prelude::*;
 

@@ -1,9 +1,17 @@
-//! Every way a run could be lost or a result forged that was once found, replayed: exact
-//! resume however many optimizer steps a GRPO step takes and however the process was stopped,
-//! run folders that are never silently reused, and bad files and settings that are clear
-//! errors, not panics.
+//! Every way a run could be lost, a result forged or a panic provoked that was once found,
+//! replayed: exact resume however many optimizer steps a GRPO step takes and however the
+//! process was stopped, run folders that are never silently reused, bad files and settings
+//! that are clear errors, grades that printed lines cannot forge and timeouts that stop every
+//! process (`reproducers/grader.rs`), and hostile model output and typed prompts
+//! (`reproducers/verifiers.rs`).
 
 mod common;
+// The grader's reproducers (forged results, timeouts) and the verifiers' (model output that
+// once panicked or hung, prompts scored against a wrong truth).
+mod reproducers {
+    mod grader;
+    mod verifiers;
+}
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -664,7 +664,7 @@ impl LmRunArgs {
 }
 
 fn lm(command: LmCommand) -> Result<()> {
-    use zero_to_r1::lm::{device, eval, generate, reward, task, tokenizer::Tokenizer};
+    use zero_to_r1::lm::{device, eval, generate, reward, tokenizer::Tokenizer};
     match command {
         LmCommand::Sft {
             run,
@@ -927,15 +927,7 @@ fn lm(command: LmCommand) -> Result<()> {
             let (config, model) = load(&run, &ck, device(&run.device)?)?;
             let t = config.task()?;
             let problems = match prompt {
-                Some(p) => {
-                    let truth = t
-                        .solve(&task::Problem {
-                            prompt: p.clone(),
-                            truth: String::new(),
-                        })
-                        .answer;
-                    vec![task::Problem { prompt: p, truth }; n]
-                }
+                Some(p) => vec![t.check_prompt(&p)?; n],
                 None => eval::heldout(t.as_ref(), n, config.task.difficulty),
             };
             let sc = generate::SampleConfig {
