@@ -23,6 +23,7 @@ pub mod notebook;
 pub mod objective;
 pub mod plot;
 pub mod policy;
+pub mod progress;
 pub mod rollout;
 pub mod tour;
 

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gridworld::Env;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::error::{Error, Result};
@@ -52,20 +51,7 @@ impl Default for TourConfig {
     }
 }
 
-/// A progress bar for `len` units of work, hidden when `show` is false.
-pub fn progress_bar(len: u64, label: &str, show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>24} [{bar:32}] {pos}/{len} {msg} ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_string());
-    bar
-}
+pub use crate::progress::progress_bar;
 
 /// What one stage produced: figures (relative path, title) and metrics.
 struct Stage {

@@ -890,7 +890,7 @@ fn lm(command: LmCommand) -> Result<()> {
             if let Some(n) = problems {
                 ec.problems = n;
             }
-            let most = zero_to_r1::lm::config::MAX_PROBLEMS;
+            let most = zero_to_r1::lm::eval::MAX_PROBLEMS;
             if ec.problems == 0 || ec.problems > most {
                 return Err(Error::invalid(
                     "--problems",

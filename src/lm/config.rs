@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::io::read_user_text;
 use crate::lm::data::DataConfig;
-use crate::lm::eval::EvalConfig;
-use crate::lm::grpo::GrpoLmConfig;
-use crate::lm::model::GptConfig;
+use crate::lm::eval::{EvalConfig, MAX_PROBLEMS};
+use crate::lm::model::{context_too_short, GptConfig};
 use crate::lm::reward::RewardWeights;
 use crate::lm::sft::SftConfig;
 use crate::lm::task::{task_by_name, Task};
 use crate::lm::tokenizer::Tokenizer;
+use crate::objective::Aggregation;
 
 /// Which task, how hard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,20 +34,6 @@ impl Default for TaskConfig {
             difficulty: 2,
         }
     }
-}
-
-/// The most held-out problems an evaluation may ask for.
-pub const MAX_PROBLEMS: usize = 100_000;
-
-/// The error of a context that cannot hold what the task needs.
-pub fn context_too_short(context: usize, needed: usize) -> Error {
-    Error::invalid(
-        "model.context",
-        format!(
-            "{context} tokens cannot hold this task's worked examples, which need up to \
-             {needed} (prompt and response); raise model.context or lower task.difficulty"
-        ),
-    )
 }
 
 /// The longest worked example (prompt, response and end-of-sequence, in tokens) among the
@@ -268,4 +254,216 @@ fn memory_total() -> Option<f64> {
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024.0)
+}
+
+// ANCHOR: config
+/// The `[grpo]` section of a config: how to train the language model with GRPO.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpoLmConfig {
+    /// Rollout–update cycles.
+    pub steps: usize,
+    /// B: prompts (questions) per step.
+    pub prompts: usize,
+    /// G: responses sampled per prompt; at least 2, since they are scored against each other.
+    pub group_size: usize,
+    /// μ: passes over each step's responses.
+    pub epochs: usize,
+    /// Optimizer steps per pass: the B·G responses are shuffled and cut into this many
+    /// minibatches. With μ = 1 and one minibatch the update is exactly on-policy.
+    pub minibatches: usize,
+    /// Responses per forward/backward pass (0: a whole minibatch at once). Only memory
+    /// depends on it: the gradients of the parts are added up before the step, weighted so
+    /// that the result equals the whole minibatch's gradient.
+    pub micro_batch: usize,
+    /// ε of the ratio clip.
+    pub clip: f64,
+    /// β: weight of the k3 penalty on the KL to the reference (the SFT model); 0 = none.
+    pub beta: f64,
+    /// Divide each group's centred rewards by its standard deviation (GRPO) or not (Dr. GRPO).
+    pub scale_by_std: bool,
+    /// How per-token losses are combined: `response-mean` (GRPO), `token-mean`, or
+    /// `constant:L` (Dr. GRPO, L = the generation budget).
+    pub aggregation: String,
+    /// Learning rate of AdamW (constant after the warm-up).
+    pub lr: f64,
+    /// Steps of linear learning-rate warm-up.
+    pub warmup: usize,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Gradients are rescaled to at most this global norm.
+    pub max_grad_norm: f64,
+    /// Sampling temperature of the rollouts (> 0: the answers of a group must differ).
+    pub temperature: f64,
+    /// Longest response, end-of-sequence included.
+    pub max_new_tokens: usize,
+    /// Evaluate greedy accuracy on held-out problems every this many steps (0: only at the end).
+    pub eval_every: usize,
+    /// Held-out problems of those evaluations.
+    pub eval_problems: usize,
+    /// Write a checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: usize,
+}
+// ANCHOR_END: config
+
+impl Default for GrpoLmConfig {
+    fn default() -> Self {
+        GrpoLmConfig {
+            steps: 250,
+            prompts: 16,
+            group_size: 8,
+            epochs: 1,
+            minibatches: 2,
+            micro_batch: 0,
+            clip: 0.2,
+            beta: 0.04,
+            scale_by_std: true,
+            aggregation: "response-mean".into(),
+            lr: 2e-4,
+            warmup: 10,
+            weight_decay: 0.0,
+            max_grad_norm: 1.0,
+            temperature: 1.0,
+            max_new_tokens: 48,
+            eval_every: 25,
+            eval_problems: 200,
+            checkpoint_every: 50,
+        }
+    }
+}
+
+impl GrpoLmConfig {
+    /// The aggregation, parsed.
+    pub fn aggregation(&self) -> Result<Aggregation> {
+        self.aggregation
+            .parse()
+            .map_err(|e: Error| Error::invalid("grpo.aggregation", e.to_string()))
+    }
+
+    /// Switches to an algorithm's choices: `grpo` (÷std, `response-mean`) or `dr-grpo`
+    /// (no ÷std, `constant:max_new_tokens`).
+    pub fn set_algo(&mut self, algo: &str) -> Result<()> {
+        match algo {
+            "grpo" => {
+                self.scale_by_std = true;
+                self.aggregation = "response-mean".into();
+            }
+            "dr-grpo" => {
+                self.scale_by_std = false;
+                self.aggregation = format!("constant:{}", self.max_new_tokens);
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "--algo",
+                    format!("{algo:?}; choose grpo or dr-grpo"),
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Responses per step, B · G.
+    pub fn responses(&self) -> usize {
+        self.prompts * self.group_size
+    }
+
+    /// Optimizer steps of one GRPO step: μ passes, each over the minibatches that the B·G
+    /// responses are cut into (chunks of ⌈B·G / minibatches⌉, so possibly fewer than asked).
+    pub fn optimizer_steps_per_step(&self) -> usize {
+        let n = self.responses();
+        self.epochs * n.div_ceil(n.div_ceil(self.minibatches.max(1)).max(1))
+    }
+
+    /// Checks the values; errors name the key (`grpo.clip`, …).
+    pub fn validate(&self) -> Result<()> {
+        let key = |k: &str| format!("grpo.{k}");
+        for (k, v) in [
+            ("steps", self.steps),
+            ("prompts", self.prompts),
+            ("epochs", self.epochs),
+            ("minibatches", self.minibatches),
+            ("max_new_tokens", self.max_new_tokens),
+            ("eval_problems", self.eval_problems),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid(key(k), "must be at least 1"));
+            }
+        }
+        if self.epochs > 1000 {
+            return Err(Error::invalid(
+                key("epochs"),
+                format!(
+                    "{} is more than 1000 passes over one step's responses",
+                    self.epochs
+                ),
+            ));
+        }
+        if self.warmup > self.steps {
+            return Err(Error::invalid(
+                key("warmup"),
+                format!("{} is more than grpo.steps = {}", self.warmup, self.steps),
+            ));
+        }
+        if self.group_size < 2 {
+            return Err(Error::invalid(
+                key("group_size"),
+                format!(
+                    "{}: a group needs at least 2 responses to compare them with each other",
+                    self.group_size
+                ),
+            ));
+        }
+        if self.minibatches > self.responses() {
+            return Err(Error::invalid(
+                key("minibatches"),
+                format!(
+                    "{} is more than the {} responses of a step",
+                    self.minibatches,
+                    self.responses()
+                ),
+            ));
+        }
+        for (k, v) in [("clip", self.clip), ("max_grad_norm", self.max_grad_norm)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(Error::invalid(key(k), format!("{v} must be positive")));
+            }
+        }
+        if !(self.lr > 0.0 && self.lr <= 1.0) {
+            return Err(Error::invalid(
+                key("lr"),
+                format!("{} must be in (0, 1]", self.lr),
+            ));
+        }
+        if !(self.beta >= 0.0 && self.beta.is_finite()) {
+            return Err(Error::invalid(
+                key("beta"),
+                format!("{} must be ≥ 0", self.beta),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.weight_decay) {
+            return Err(Error::invalid(
+                key("weight_decay"),
+                format!("{} must be in [0, 1]", self.weight_decay),
+            ));
+        }
+        if !(self.temperature > 0.0 && self.temperature <= 10.0) {
+            return Err(Error::invalid(
+                key("temperature"),
+                format!(
+                    "{} must be in (0, 10]: greedy answers would all be the same",
+                    self.temperature
+                ),
+            ));
+        }
+        self.aggregation().map(|_| ())
+    }
+
+    /// The learning rate at `step`: linear warm-up, then constant.
+    pub fn learning_rate(&self, step: usize) -> f64 {
+        if step < self.warmup {
+            self.lr * (step + 1) as f64 / self.warmup as f64
+        } else {
+            self.lr
+        }
+    }
 }

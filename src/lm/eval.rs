@@ -67,10 +67,13 @@ impl EvalConfig {
     }
 }
 
+/// The most held-out problems an evaluation may ask for.
+pub const MAX_PROBLEMS: usize = 100_000;
+
 /// `n` distinct held-out problems of `task` at `difficulty` (fewer if the task has fewer).
 pub fn heldout(task: &dyn Task, n: usize, difficulty: usize) -> Vec<Problem> {
     let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(n.min(crate::lm::config::MAX_PROBLEMS));
+    let mut out = Vec::with_capacity(n.min(MAX_PROBLEMS));
     for i in 0..(20 * n as u64) {
         let p = sample_problem(task, HELDOUT_SEED, i, difficulty, Split::Test);
         if seen.insert(p.prompt.clone()) {

@@ -50,6 +50,17 @@ impl Default for GptConfig {
     }
 }
 
+/// The error of a context that cannot hold what the task needs.
+pub fn context_too_short(context: usize, needed: usize) -> Error {
+    Error::invalid(
+        "model.context",
+        format!(
+            "{context} tokens cannot hold this task's worked examples, which need up to \
+             {needed} (prompt and response); raise model.context or lower task.difficulty"
+        ),
+    )
+}
+
 /// The largest model a config may ask for (16 GB of f32 weights).
 pub const MAX_PARAMETERS: usize = 4_000_000_000;
 

@@ -14,7 +14,7 @@ use crate::lm::eval::{evaluate, heldout, EvalReport};
 use crate::lm::grpo::{self, to_json, GrpoStep, GrpoTrainer};
 use crate::lm::model::Gpt;
 use crate::lm::sft::{self, SftReport};
-use crate::tour::progress_bar;
+use crate::progress::progress_bar;
 
 /// The results of [`sft_and_eval`].
 pub struct SftRun {

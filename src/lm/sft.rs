@@ -216,7 +216,7 @@ fn fits_context(model: &Gpt, prompts: &[Vec<u32>], responses: &[Vec<u32>]) -> Re
         .zip(responses)
         .map(|(p, r)| p.len() + r.len());
     match longest.max().filter(|&n| n > context) {
-        Some(n) => Err(crate::lm::config::context_too_short(context, n)),
+        Some(n) => Err(crate::lm::model::context_too_short(context, n)),
         None => Ok(()),
     }
 }
