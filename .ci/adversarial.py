@@ -26,40 +26,8 @@ TMP = tempfile.mkdtemp(prefix="z2r1-adversarial-")
 TALLY = defaultdict(lambda: defaultdict(int))
 FINDINGS = []
 
-TINY = """
-[task]
-difficulty = 1
-[model]
-context = 32
-d_model = 16
-layers = 2
-heads = 2
-mlp = 24
-[data]
-slip_rate = 0.0
-missing_tag_rate = 0.5
-[sft]
-steps = 60
-warmup = 10
-lr = 0.01
-[eval]
-problems = 16
-k = 2
-max_new_tokens = 24
-[reward]
-format = 1.0
-[grpo]
-steps = 6
-prompts = 4
-group_size = 4
-minibatches = 2
-max_new_tokens = 24
-lr = 0.003
-warmup = 1
-eval_every = 3
-eval_problems = 8
-checkpoint_every = 1
-"""
+TINY = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data",
+                         "tiny-r1.toml")).read()
 
 
 def path(*parts):
@@ -309,6 +277,28 @@ def run_folders(cfg, expected):
         FINDINGS.append("run folders: a new run changed an old one")
 
 
+def resume_or_start(cfg, out):
+    """The command that continues the run in `out`, or starts it if it never wrote its settings."""
+    if os.path.exists(os.path.join(out, "run.json")):
+        return ["lm", "r1-zero", "--resume", "--out", out]
+    return ["lm", "r1-zero", "--config", cfg, "--out", out, "--overwrite"]
+
+
+def finish(category, name, cfg, out, expected):
+    """Lets the run in `out` finish and tallies it: the same result as an uninterrupted run,
+    another result (wrong), or no result at all (data lost)."""
+    proc = run(resume_or_start(cfg, out))
+    TALLY[category]["cases"] += 1
+    if proc is None or proc.returncode != 0:
+        TALLY[category]["data lost"] += 1
+        FINDINGS.append(f"{category}: {name}: could not finish: {proc and proc.stderr[-300:]}")
+    elif outcome(out) != expected:
+        TALLY[category]["wrong"] += 1
+        FINDINGS.append(f"{category}: {name}: finished with another result")
+    else:
+        TALLY[category]["accepted"] += 1
+
+
 def kills(cfg, expected, n=24):
     rnd = random.Random(0)
     for i in range(n):
@@ -316,28 +306,13 @@ def kills(cfg, expected, n=24):
         sig = rnd.choice([signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
         stops = 0
         for attempt in range(3):
-            args = (["lm", "r1-zero", "--resume", "--out", out] if os.path.exists(
-                os.path.join(out, "run.json")) else
-                ["lm", "r1-zero", "--config", cfg, "--out", out, "--overwrite"])
-            p = subprocess.Popen([BIN, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            p = subprocess.Popen([BIN, *resume_or_start(cfg, out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(rnd.uniform(0.0, 0.8))
             if p.poll() is None:
                 p.send_signal(sig)
                 stops += 1
             p.wait()
-        args = (["lm", "r1-zero", "--resume", "--out", out] if os.path.exists(
-            os.path.join(out, "run.json")) else ["lm", "r1-zero", "--config", cfg, "--out", out,
-                                                  "--overwrite"])
-        proc = run(args)
-        TALLY["kills"]["cases"] += 1
-        if proc is None or proc.returncode != 0:
-            TALLY["kills"]["data lost"] += 1
-            FINDINGS.append(f"kills: {i}: could not finish: {proc and proc.stderr[-300:]}")
-        elif outcome(out) != expected:
-            TALLY["kills"]["wrong"] += 1
-            FINDINGS.append(f"kills: {i} ({sig.name}, {stops} stops): another result")
-        else:
-            TALLY["kills"]["accepted"] += 1
+        finish("kills", f"{i} ({sig.name}, {stops} stops)", cfg, out, expected)
 
 
 def full_disk(cfg, expected):
@@ -356,18 +331,7 @@ def full_disk(cfg, expected):
             classify("full disk", f"disk of {size}", proc, valid=proc is not None
                      and proc.returncode == 0)
             subprocess.run(["mount", "-o", "remount,size=50m", mnt], check=True)
-            proc = run(["lm", "r1-zero", "--resume", "--out", out] if os.path.exists(
-                os.path.join(out, "run.json")) else
-                ["lm", "r1-zero", "--config", cfg, "--out", out, "--overwrite"])
-            TALLY["full disk"]["cases"] += 1
-            if proc is None or proc.returncode != 0:
-                TALLY["full disk"]["data lost"] += 1
-                FINDINGS.append(f"full disk {size}: could not resume: {proc and proc.stderr[-300:]}")
-            elif outcome(out) != expected:
-                TALLY["full disk"]["wrong"] += 1
-                FINDINGS.append(f"full disk {size}: resumed to another result")
-            else:
-                TALLY["full disk"]["accepted"] += 1
+            finish("full disk", f"disk of {size}", cfg, out, expected)
         finally:
             subprocess.run(["umount", mnt])
     with open("/dev/full", "w") as full:

@@ -277,19 +277,9 @@ fn grpo_raises_the_reward_of_a_tiny_model() {
 
 #[test]
 fn a_nan_stops_training_and_keeps_the_last_good_checkpoint() {
-    // Traces that miss a tag half the time and a format reward: the first step has
+    // Traces that miss a tag half the time and a format reward: the first steps have
     // something to teach, so the last good checkpoint differs from the start.
-    let mut c = tiny_config(3);
-    c.data.slip_rate = 0.0;
-    c.data.missing_tag_rate = 0.5;
-    c.sft.steps = 60;
-    c.sft.warmup = 10;
-    c.sft.lr = 0.01;
-    c.reward.format = 1.0;
-    c.grpo.lr = 3e-3;
-    let m = Gpt::new(&c.model, 5, &device()).unwrap();
-    let task = c.task().unwrap();
-    sft::train(&m, task.as_ref(), 1, &c.data, &c.sft, 5, |_| {}).unwrap();
+    let (mut c, m) = common::format_learner(5);
     c.grpo.steps = 4;
     c.grpo.checkpoint_every = 1;
     let dir = temp_dir("nan");

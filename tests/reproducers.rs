@@ -17,11 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{device, tiny};
+use common::device;
 use zero_to_r1::lm::config::LmConfig;
 use zero_to_r1::lm::grpo::{self, GrpoStep, GrpoTrainer};
 use zero_to_r1::lm::model::Gpt;
-use zero_to_r1::lm::sft;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_zero-to-r1"))
@@ -50,32 +49,15 @@ fn largest_change(a: &[Vec<f32>], b: &[Vec<f32>]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-/// A tiny model on one-digit addition whose traces miss a tag half the time, so that GRPO
-/// with a format reward has something to teach: its groups' rewards differ and the policy
-/// moves.
+/// The model and config of `tests/data/tiny-r1.toml` for `steps` GRPO steps in a trainer (no
+/// checkpoints, a held-out evaluation every 2 steps): GRPO moves this policy.
 fn moving_start(steps: usize) -> (LmConfig, Gpt) {
-    let mut c = LmConfig::default();
-    c.task.difficulty = 1;
-    c.model = tiny();
-    c.data.slip_rate = 0.0;
-    c.data.missing_tag_rate = 0.5;
-    c.sft.steps = 60;
-    c.sft.warmup = 10;
-    c.sft.lr = 0.01;
-    c.reward.format = 1.0;
+    let (mut c, m) = common::format_learner(4);
     c.grpo.steps = steps;
-    c.grpo.prompts = 4;
-    c.grpo.group_size = 4;
-    c.grpo.max_new_tokens = 24;
-    c.grpo.lr = 3e-3;
-    c.grpo.warmup = 1;
+    c.grpo.minibatches = 1;
     c.grpo.eval_every = 2;
-    c.grpo.eval_problems = 8;
     c.grpo.checkpoint_every = 0;
     c.validate().unwrap();
-    let task = c.task().unwrap();
-    let m = Gpt::new(&c.model, 4, &device()).unwrap();
-    sft::train(&m, task.as_ref(), 1, &c.data, &c.sft, 4, |_| {}).unwrap();
     (c, m)
 }
 
@@ -166,43 +148,6 @@ fn a_checkpoint_from_before_the_optimizer_step_count_was_saved_still_resumes_exa
     let _ = std::fs::remove_dir_all(&b);
 }
 
-/// The tiny R1-Zero run of the command-line tests: SFT, then 6 GRPO steps with two
-/// minibatches and a checkpoint after every step.
-const TINY_RUN: &str = r#"
-[task]
-difficulty = 1
-[model]
-context = 32
-d_model = 16
-layers = 2
-heads = 2
-mlp = 24
-[data]
-slip_rate = 0.0
-missing_tag_rate = 0.5
-[sft]
-steps = 60
-warmup = 10
-lr = 0.01
-[eval]
-problems = 16
-k = 2
-max_new_tokens = 24
-[reward]
-format = 1.0
-[grpo]
-steps = 6
-prompts = 4
-group_size = 4
-minibatches = 2
-max_new_tokens = 24
-lr = 0.003
-warmup = 1
-eval_every = 3
-eval_problems = 8
-checkpoint_every = 1
-"#;
-
 fn r1_zero(config: &Path, out: &Path, extra: &[&str]) -> Command {
     let mut cmd = bin();
     cmd.args(["lm", "r1-zero", "--config"])
@@ -284,7 +229,7 @@ fn kill_when(mut cmd: Command, out: &Path, signal: &str, ready: impl Fn(&Path) -
 fn runs_killed_at_any_point_by_any_signal_resume_to_the_same_result() {
     let dir = temp_dir("kills");
     let config = dir.join("tiny.toml");
-    std::fs::write(&config, TINY_RUN).unwrap();
+    std::fs::write(&config, common::TINY_RUN).unwrap();
     let straight = dir.join("straight");
     run_ok(r1_zero(&config, &straight, &[]));
     let expected = outcome(&straight);
@@ -364,7 +309,7 @@ fn runs_killed_at_any_point_by_any_signal_resume_to_the_same_result() {
 fn a_resumed_run_keeps_its_own_settings_and_refuses_new_ones() {
     let dir = temp_dir("own-settings");
     let config = dir.join("tiny.toml");
-    std::fs::write(&config, TINY_RUN).unwrap();
+    std::fs::write(&config, common::TINY_RUN).unwrap();
     // An arithmetic run of 3 steps, continued to 6 with --steps: not evaluated on addition,
     // and its fine-tuning time kept.
     let out = dir.join("arith");
@@ -416,7 +361,7 @@ fn a_resumed_run_keeps_its_own_settings_and_refuses_new_ones() {
 fn a_new_run_never_reuses_or_wipes_an_earlier_one() {
     let dir = temp_dir("no-wipe");
     let config = dir.join("tiny.toml");
-    std::fs::write(&config, TINY_RUN).unwrap();
+    std::fs::write(&config, common::TINY_RUN).unwrap();
     let out = dir.join("run");
     run_ok(r1_zero(&config, &out, &["--steps", "2"]));
     let before = std::fs::read(out.join("summary.json")).unwrap();
