@@ -45,9 +45,9 @@ MUTANTS = [
      "masked.sum_all()? / budget as f64", "the constant normaliser without the number of responses"),
     ("8.1", "src/lm/generate.rs", ".narrow(1, prompt_len - 1, r)?", ".narrow(1, prompt_len, r)?",
      "response log-probs read from logits that are not shifted by one token"),
-    ("9.1", "src/lm/grpo.rs", "group_advantages(rewards, group_size, scale_by_std)?",
+    ("9.1", "src/lm/grpo/batch.rs", "group_advantages(rewards, group_size, scale_by_std)?",
      "group_advantages(rewards, group_size, true)?", "token advantages that always divide by the std"),
-    ("9.2", "src/lm/grpo.rs", "&part.old_logp,\n        &part.ref_logp,",
+    ("9.2", "src/lm/grpo/batch.rs", "&part.old_logp,\n        &part.ref_logp,",
      "&part.ref_logp,\n        &part.old_logp,", "a GRPO loss with the old and reference log-probs swapped"),
 ]
 

@@ -5,7 +5,7 @@ The same GPT as ``src/lm/model.rs`` (pre-norm blocks, learned token and position
 LayerNorm with eps 1e-5, causal attention that also hides left padding, a tanh-GELU MLP, an
 untied output head without bias), the same batch layout as ``src/lm/generate.rs`` (prompts
 padded on the left, positions counted from the first prompt token, KV-cache sampling) and the
-same GRPO step as ``src/lm/grpo.rs`` (clipped surrogate + beta * k3, ``response-mean``
+same GRPO step as ``src/lm/grpo/`` (clipped surrogate + beta * k3, ``response-mean``
 aggregation, group advantages, two shuffled minibatches, gradient-norm clip 1.0, AdamW),
 written the way a PyTorch user would write it: ``nn.Module``s, ``F.scaled_dot_product_attention``,
 ``torch.multinomial``, ``torch.optim.AdamW``.

@@ -7,190 +7,42 @@
 //! ```
 //!
 //! The advantages, the loss and its aggregation are the library's shared functions
-//! ([`group_advantages`], [`per_step`], [`grpo_loss`], [`Aggregation`]), the same ones that
+//! ([`group_advantages`](crate::advantage::group_advantages),
+//! [`per_step`](crate::advantage::per_step), [`grpo_loss`](crate::objective::grpo_loss),
+//! [`Aggregation`](crate::objective::Aggregation)), the same ones that
 //! trained the cat in chapters 6 and 7. Everything random in step s is drawn from seeds
 //! derived from (seed, s), so the state of a run is its parameters, its optimizer's moments
 //! and the step number: a run stopped and resumed from a checkpoint continues exactly.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Device, Tensor};
-use gridworld::ndarray::Array2;
+use candle_core::{DType, Tensor};
 use gridworld::rand::rngs::StdRng;
 use gridworld::rand::seq::SliceRandom;
 use gridworld::rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
-use crate::advantage::{frac_reward_zero_std, group_advantages, per_step};
+use crate::advantage::frac_reward_zero_std;
 use crate::algo::clip_gradients;
 use crate::error::{Doing, Error, Result};
-use crate::io::{read_text, remove_temporaries, write_atomic};
 use crate::lm::adamw::AdamW;
-use crate::lm::checkpoint;
-pub use crate::lm::config::GrpoLmConfig;
 use crate::lm::config::LmConfig;
-use crate::lm::eval::{greedy_summary, heldout, respond, GreedySummary};
+use crate::lm::eval::{greedy_summary, respond, GreedySummary};
 use crate::lm::generate::{generate, response_logp, Rollout, SampleConfig};
 use crate::lm::model::Gpt;
 use crate::lm::reward::score;
 use crate::lm::task::{sample_problem, Problem, Split, Task};
 use crate::lm::tokenizer::Tokenizer;
-use crate::objective::{approx_kl, clip_frac, grpo_loss, Aggregation};
+use crate::objective::{approx_kl, clip_frac};
 use crate::policy::candle_err;
 use crate::rollout::{derive_seed, mean_or_none};
 
-// ANCHOR: scored
-/// One step's responses, scored, in the common layout: everything the loss needs.
-pub struct ScoredBatch {
-    /// The sampled responses (tokens, π_old log-probs, mask).
-    pub rollout: Rollout,
-    /// (B·G, R) `f32`: log π_ref of each response token under the frozen reference.
-    pub ref_logp: Tensor,
-    /// (B·G, R) `f32`: each response's group advantage on each of its tokens, 0 on padding.
-    pub advantages: Tensor,
-    /// Each response's total reward, with its components.
-    pub rewards: Vec<crate::lm::reward::Reward>,
-}
-// ANCHOR_END: scored
-
-// ANCHOR: token_advantages
-/// The advantage of every response token (B·G, R) from one reward per response, grouped G
-/// at a time, and the response mask (B·G, R): the group advantage of the response
-/// (÷ the group's std if `scale_by_std`) on each of its real tokens, 0 on padding.
-pub fn token_advantages(
-    rewards: &[f64],
-    group_size: usize,
-    scale_by_std: bool,
-    mask: &Tensor,
-) -> Result<Tensor> {
-    // ANCHOR: ex_9_1 (2 points) Token-level advantages: group_advantages of the rewards, then each response's advantage on its real tokens (per_step).
-    let adv = group_advantages(rewards, group_size, scale_by_std)?;
-    let device = mask.device().clone();
-    let mask = mask
-        .to_dtype(DType::F64)
-        .and_then(|m| m.to_vec2::<f64>())
-        .map_err(candle_err)?;
-    let (b, r) = (mask.len(), mask.first().map_or(0, Vec::len));
-    let mask = Array2::from_shape_fn((b, r), |(i, t)| mask[i][t]);
-    let steps = per_step(&adv, mask.view())?;
-    let flat: Vec<f32> = steps.iter().map(|&x| x as f32).collect();
-    Tensor::from_vec(flat, (b, r), &device).map_err(candle_err)
-    // ANCHOR_END: ex_9_1
-}
-// ANCHOR_END: token_advantages
-
-/// A slice of a scored batch: some of its rows, trimmed to their longest response.
-pub struct Part {
-    pub tokens: Tensor,
-    pub prompt_len: usize,
-    pub pads: Vec<usize>,
-    pub old_logp: Tensor,
-    pub ref_logp: Tensor,
-    pub advantages: Tensor,
-    pub mask: Tensor,
-}
-
-impl ScoredBatch {
-    /// The length of each response in tokens.
-    pub fn lengths(&self) -> Vec<f64> {
-        self.rollout
-            .responses
-            .iter()
-            .map(|r| r.len() as f64)
-            .collect()
-    }
-
-    /// The same batch with its tensors on `device`: a batch sampled and scored on the CPU can
-    /// update a copy of the policy on a GPU with exactly the same inputs.
-    pub fn to_device(&self, device: &Device) -> Result<ScoredBatch> {
-        let ro = &self.rollout;
-        let to = |t: &Tensor| t.to_device(device).map_err(candle_err);
-        Ok(ScoredBatch {
-            rollout: Rollout {
-                tokens: to(&ro.tokens)?,
-                prompt_len: ro.prompt_len,
-                pads: ro.pads.clone(),
-                logp: to(&ro.logp)?,
-                mask: to(&ro.mask)?,
-                responses: ro.responses.clone(),
-            },
-            ref_logp: to(&self.ref_logp)?,
-            advantages: to(&self.advantages)?,
-            rewards: self.rewards.clone(),
-        })
-    }
-
-    /// The rows `rows` of the batch, as tensors on the policy's device, without the padding
-    /// columns that none of them uses.
-    pub fn part(&self, rows: &[usize]) -> Result<Part> {
-        let ro = &self.rollout;
-        let device = ro.tokens.device();
-        let r = rows
-            .iter()
-            .map(|&i| ro.responses[i].len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let p = ro.prompt_len;
-        let idx = Tensor::from_vec(
-            rows.iter().map(|&i| i as u32).collect::<Vec<_>>(),
-            rows.len(),
-            device,
-        )
-        .map_err(candle_err)?;
-        let pick = |t: &Tensor, cols: usize| -> Result<Tensor> {
-            t.index_select(&idx, 0)
-                .and_then(|x| x.narrow(1, 0, cols))
-                .and_then(|x| x.contiguous())
-                .map_err(candle_err)
-        };
-        Ok(Part {
-            tokens: pick(&ro.tokens, p + r)?,
-            prompt_len: p,
-            pads: rows.iter().map(|&i| ro.pads[i]).collect(),
-            old_logp: pick(&ro.logp, r)?,
-            ref_logp: pick(&self.ref_logp, r)?,
-            advantages: pick(&self.advantages, r)?,
-            mask: pick(&ro.mask, r)?,
-        })
-    }
-}
-
-// ANCHOR: part_loss
-/// The GRPO loss of a part of a scored batch under the current `policy`, aggregated over the
-/// part alone, with the part's per-token log-probabilities (and entropies, if asked).
-pub fn part_loss(
-    policy: &Gpt,
-    part: &Part,
-    clip: f64,
-    beta: f64,
-    how: Aggregation,
-    with_entropy: bool,
-) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-    // ANCHOR: ex_9_2 (3 points) The GRPO loss of a part: log π_θ of its response tokens (response_logp), then grpo_loss with the part's old and reference log-probs, advantages and mask.
-    let (logp, entropy) = response_logp(
-        policy,
-        &part.tokens,
-        part.prompt_len,
-        &part.pads,
-        with_entropy,
-    )?;
-    let loss = grpo_loss(
-        &logp,
-        &part.old_logp,
-        &part.ref_logp,
-        &part.advantages,
-        &part.mask,
-        clip,
-        beta,
-        how,
-    )
-    .map_err(candle_err)?;
-    Ok((loss, logp, entropy))
-    // ANCHOR_END: ex_9_2
-}
-// ANCHOR_END: part_loss
+mod batch;
+mod folder;
+pub use crate::lm::config::GrpoLmConfig;
+pub use batch::{part_loss, token_advantages, Part, ScoredBatch};
+pub use folder::{read_metrics, train, CONFIG, LATEST, METRICS, OPTIMIZER, REFERENCE, STATE};
 
 /// What one step saw and did: one JSON line of `metrics.jsonl`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -554,85 +406,7 @@ impl GrpoTrainer {
         )?;
         Ok(greedy_summary(&scored))
     }
-
-    // ANCHOR: save
-    /// Writes a checkpoint of the run into `dir/checkpoints/step-NNNNNN/` (policy, optimizer
-    /// moments, state), then points `dir/LATEST` at it with an atomic rename, then removes
-    /// older checkpoints. A crash at any moment leaves `LATEST` naming a complete checkpoint.
-    pub fn save(&self, dir: &Path) -> Result<PathBuf> {
-        let name = format!("step-{:06}", self.step);
-        let root = dir.join("checkpoints");
-        let tmp = root.join(format!(".{name}.tmp{}", std::process::id()));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        }
-        checkpoint::save(&self.policy, &tmp)?;
-        self.opt.save(&tmp.join(OPTIMIZER))?;
-        let state = TrainState {
-            step: self.step,
-            seed: self.seed,
-            seconds: self.seconds,
-            optimizer_steps: Some(self.opt.steps),
-        };
-        write_atomic(
-            &tmp.join(STATE),
-            to_json(&state, &tmp.join(STATE))?.as_bytes(),
-        )?;
-        let done = root.join(&name);
-        if done.exists() {
-            std::fs::remove_dir_all(&done).map_err(|e| Error::io(&done, e))?;
-        }
-        std::fs::rename(&tmp, &done).map_err(|e| Error::io(&done, e))?;
-        write_atomic(&dir.join(LATEST), name.as_bytes())?;
-        // Keep only the newest checkpoint.
-        if let Ok(entries) = std::fs::read_dir(&root) {
-            for e in entries.flatten() {
-                let n = e.file_name().to_string_lossy().to_string();
-                if n.starts_with("step-") && n != name {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        Ok(done)
-    }
-    // ANCHOR_END: save
-
-    /// Continues the run saved in `dir` (its config, its reference and its latest
-    /// checkpoint) on `device`.
-    pub fn resume(dir: &Path, device: &candle_core::Device) -> Result<GrpoTrainer> {
-        let config = LmConfig::from_file(&dir.join(CONFIG))?;
-        let latest = dir.join(LATEST);
-        let name = read_text(&latest)?.trim().to_string();
-        if !name.starts_with("step-") || name.contains(['/', '\\']) {
-            return Err(Error::invalid(
-                format!("{}", latest.display()),
-                format!("{name:?} does not name a checkpoint"),
-            ));
-        }
-        let ck = dir.join("checkpoints").join(&name);
-        let state_path = ck.join(STATE);
-        let state: TrainState = serde_json::from_str(&read_text(&state_path)?)
-            .map_err(|e| Error::invalid(format!("{}", state_path.display()), e.to_string()))?;
-        let policy = checkpoint::load(&ck, device)?;
-        let reference = checkpoint::load(&dir.join(REFERENCE), device)?;
-        let mut trainer = GrpoTrainer::new(policy, reference, &config, state.seed)?;
-        let optimizer_steps = state
-            .optimizer_steps
-            .unwrap_or(state.step * config.grpo.optimizer_steps_per_step());
-        trainer.opt.load(&ck.join(OPTIMIZER), optimizer_steps)?;
-        trainer.step = state.step;
-        trainer.seconds = state.seconds;
-        Ok(trainer)
-    }
 }
-
-/// Files of a run folder.
-pub const CONFIG: &str = "config.toml";
-pub const LATEST: &str = "LATEST";
-pub const REFERENCE: &str = "reference";
-pub const OPTIMIZER: &str = "optimizer.safetensors";
-pub const STATE: &str = "state.json";
-pub const METRICS: &str = "metrics.jsonl";
 
 /// What an update measured (sums over its optimizer steps; see [`GrpoStep`] for the means).
 #[derive(Clone, Copy, Debug, Default)]
@@ -674,117 +448,4 @@ pub fn check_finite(step: usize, metric: &str, value: f64) -> Result<()> {
             ),
         })
     }
-}
-
-// ANCHOR: train
-/// Runs `trainer` up to step `until` (at most `config.grpo.steps`), writing into the folder
-/// `dir`: the config and the reference (once, when starting at step 0), one JSON line per
-/// step (`metrics.jsonl`, with the held-out evaluation on the steps where it runs), and
-/// checkpoints every `checkpoint_every` steps and when it stops. A resumed trainer continues
-/// the same files: metric lines of steps after its checkpoint are dropped first, so no step
-/// appears twice.
-pub fn train(
-    trainer: &mut GrpoTrainer,
-    dir: &Path,
-    until: usize,
-    mut on_step: impl FnMut(&GrpoStep),
-) -> Result<()> {
-    let g = trainer.config.grpo.clone();
-    let until = until.min(g.steps);
-    let metrics_path = dir.join(METRICS);
-    // What a killed process or a full disk left half-written is of no use: free its space.
-    remove_temporaries(dir)?;
-    remove_temporaries(&dir.join("checkpoints"))?;
-    if trainer.step == 0 {
-        // A new run: whatever an earlier run left here must not be resumed by mistake.
-        // LATEST goes first, so that a crash in between leaves nothing to adopt.
-        remove_if_there(&dir.join(LATEST))?;
-        remove_if_there(&dir.join("checkpoints"))?;
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        write_atomic(&dir.join(CONFIG), trainer.config.to_toml()?.as_bytes())?;
-        checkpoint::save(&trainer.reference, &dir.join(REFERENCE))?;
-        write_atomic(&metrics_path, b"")?;
-    } else {
-        let kept: String = match read_text(&metrics_path) {
-            Ok(text) => text
-                .lines()
-                .filter(|l| {
-                    serde_json::from_str::<GrpoStep>(l).is_ok_and(|m| m.step < trainer.step)
-                })
-                .map(|l| format!("{l}\n"))
-                .collect(),
-            Err(_) => String::new(),
-        };
-        write_atomic(&metrics_path, kept.as_bytes())?;
-    }
-    let task = trainer.config.task()?;
-    let problems = heldout(
-        task.as_ref(),
-        g.eval_problems,
-        trainer.config.task.difficulty,
-    );
-    let clock = Instant::now();
-    let base = trainer.seconds;
-    while trainer.step < until {
-        let mut m = trainer.step().map_err(|e| match e {
-            Error::Diverged { step, why } if dir.join(LATEST).exists() => Error::Diverged {
-                step,
-                why: format!("{why}; the last good checkpoint is in {}", dir.display()),
-            },
-            other => other,
-        })?;
-        let last = trainer.step == until;
-        if trainer.step == g.steps || (g.eval_every > 0 && trainer.step % g.eval_every == 0) {
-            m.heldout = Some(trainer.evaluate(&problems)?);
-        }
-        trainer.seconds = base + clock.elapsed().as_secs_f64();
-        m.seconds = trainer.seconds;
-        append_line(&metrics_path, &m)?;
-        on_step(&m);
-        if last || (g.checkpoint_every > 0 && trainer.step % g.checkpoint_every == 0) {
-            trainer.save(dir)?;
-        }
-    }
-    Ok(())
-}
-// ANCHOR_END: train
-
-/// Removes a file or a folder, if it is there.
-fn remove_if_there(path: &Path) -> Result<()> {
-    let gone = match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => Err(e),
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-    };
-    gone.map_err(|e| Error::io(path, e))
-}
-
-/// Reads the metrics of a run folder.
-pub fn read_metrics(dir: &Path) -> Result<Vec<GrpoStep>> {
-    let path = dir.join(METRICS);
-    read_text(&path)?
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| Error::invalid(format!("{}:{}", path.display(), i + 1), e.to_string()))
-        })
-        .collect()
-}
-
-fn append_line(path: &Path, m: &GrpoStep) -> Result<()> {
-    use std::io::Write;
-    let line = serde_json::to_string(m)
-        .map_err(|e| Error::invalid(format!("{}", path.display()), format!("cannot write: {e}")))?
-        + "\n";
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(|e| Error::io(path, e))?;
-    f.write_all(line.as_bytes())
-        .and_then(|_| f.flush())
-        .map_err(|e| Error::io(path, e))
 }
