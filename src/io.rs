@@ -42,6 +42,17 @@ pub fn is_temporary(name: &str) -> bool {
             .is_some_and(|(_, pid)| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
 }
 
+/// Removes a file or a folder (with everything in it), if it is there.
+pub fn remove_path(path: &Path) -> Result<()> {
+    let gone = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+    };
+    gone.map_err(|e| Error::io(path, e))
+}
+
 /// Removes the temporaries that a killed process or a full disk left in the folder `dir`
 /// (not in its subfolders); returns how many. A missing folder has none.
 pub fn remove_temporaries(dir: &Path) -> Result<usize> {
@@ -56,14 +67,7 @@ pub fn remove_temporaries(dir: &Path) -> Result<usize> {
         if !is_temporary(&entry.file_name().to_string_lossy()) {
             continue;
         }
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
-        if kind.is_dir() {
-            std::fs::remove_dir_all(&path)
-        } else {
-            std::fs::remove_file(&path)
-        }
-        .map_err(|e| Error::io(&path, e))?;
+        remove_path(&entry.path())?;
         removed += 1;
     }
     Ok(removed)

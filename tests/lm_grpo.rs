@@ -360,3 +360,38 @@ fn a_corrupt_run_folder_is_a_clear_error() {
     assert!(err.contains("LATEST"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn optimizer_steps_and_memory_estimates_by_hand() {
+    // 16 responses cut into minibatches of ⌈16 / k⌉: k = 5 gives chunks of 4, so 4 steps.
+    let mut g = LmConfig::default().grpo;
+    (g.prompts, g.group_size) = (4, 4);
+    for (minibatches, epochs, size, steps) in [
+        (1, 1, 16, 1),
+        (2, 1, 8, 2),
+        (3, 1, 6, 3),
+        (5, 2, 4, 8),
+        (16, 1, 1, 16),
+    ] {
+        (g.minibatches, g.epochs) = (minibatches, epochs);
+        assert_eq!(g.minibatch_size(16), size, "{minibatches}");
+        assert_eq!(g.optimizer_steps_per_step(), steps, "{minibatches}, {epochs}");
+    }
+    // A model of 281 parameters (V = 55, T = 4, d = 2, one block, one head, MLP 3):
+    // 16 bytes each, plus 100 rows (eval.batch_size, the largest) of
+    // T·(layers·(16d + 2·mlp + 2·heads·T) + 3V)·4 = 4·(46 + 165)·4 = 3376 bytes.
+    let mut c = LmConfig::default();
+    c.model = zero_to_r1::lm::model::GptConfig {
+        vocab: 55,
+        context: 4,
+        d_model: 2,
+        layers: 1,
+        heads: 1,
+        mlp: 3,
+    };
+    assert_eq!(c.model.parameters(), 281);
+    let (bytes, key) = c.memory_estimate();
+    assert_eq!((bytes, key), (16.0 * 281.0 + 100.0 * 3376.0, "eval.batch_size"));
+    c.eval.batch_size = 10;
+    assert_eq!(c.memory_estimate(), (16.0 * 281.0 + 64.0 * 3376.0, "grpo.micro_batch"));
+}

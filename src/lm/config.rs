@@ -162,7 +162,7 @@ impl LmConfig {
                 + 3.0 * m.vocab as f64)
             * 4.0;
         let grpo_rows = match self.grpo.micro_batch {
-            0 => self.grpo.responses().div_ceil(self.grpo.minibatches.max(1)),
+            0 => self.grpo.minibatch_size(self.grpo.responses()),
             r => r,
         };
         let rows = [
@@ -371,7 +371,12 @@ impl GrpoLmConfig {
     /// responses are cut into (chunks of ⌈B·G / minibatches⌉, so possibly fewer than asked).
     pub fn optimizer_steps_per_step(&self) -> usize {
         let n = self.responses();
-        self.epochs * n.div_ceil(n.div_ceil(self.minibatches.max(1)).max(1))
+        self.epochs * n.div_ceil(self.minibatch_size(n))
+    }
+
+    /// Responses per minibatch when `n` responses are cut into `minibatches` pieces.
+    pub fn minibatch_size(&self, n: usize) -> usize {
+        n.div_ceil(self.minibatches.max(1)).max(1)
     }
 
     /// Checks the values; errors name the key (`grpo.clip`, …).

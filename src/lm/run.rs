@@ -289,19 +289,10 @@ pub fn claim_folder(dir: &Path, overwrite: bool) -> Result<()> {
             ));
         }
         for name in &names {
-            let path = dir.join(name);
-            let gone = if path.is_dir() {
-                std::fs::remove_dir_all(&path)
-            } else {
-                std::fs::remove_file(&path)
-            };
-            gone.map_err(|e| Error::io(&path, e))?;
+            crate::io::remove_path(&dir.join(name))?;
         }
     }
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let probe = dir.join(format!(".probe.tmp{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| Error::io(dir, e))?;
-    std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+    crate::io::check_writable(&dir.join(RUN))
 }
 
 /// A progress bar for a GRPO run, showing the headline numbers.

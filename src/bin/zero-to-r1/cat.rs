@@ -143,17 +143,13 @@ pub(crate) struct GrpoArgs {
 impl GrpoArgs {
     /// The flags that were given, by name.
     pub(crate) fn given(&self) -> Vec<&'static str> {
-        [
+        given(&[
             ("--group-size", self.group_size.is_some()),
             ("--beta", self.beta.is_some()),
             ("--aggregation", self.aggregation.is_some()),
             ("--std-scaling", self.std_scaling.is_some()),
             ("--reward", self.reward.is_some()),
-        ]
-        .into_iter()
-        .filter(|(_, given)| *given)
-        .map(|(name, _)| name)
-        .collect()
+        ])
     }
 
     pub(crate) fn config(
@@ -198,6 +194,11 @@ impl GrpoArgs {
         c.reward = self.reward.as_deref().unwrap_or("return").parse()?;
         Ok(c)
     }
+}
+
+/// The names of the flags that were given, from (name, given) pairs.
+fn given(pairs: &[(&'static str, bool)]) -> Vec<&'static str> {
+    pairs.iter().filter(|p| p.1).map(|p| p.0).collect()
 }
 
 /// An error for flags that the chosen algorithm does not use, so that none is ignored.
@@ -385,9 +386,6 @@ pub(crate) fn train(args: &TrainArgs) -> Result<()> {
     let mut env = args.house.env(args.max_steps)?;
     let model: ModelKind = args.model.parse()?;
     let (reuse, critic, grpo_args) = (&args.reuse, &args.critic, &args.grpo);
-    let given = |pairs: &[(&'static str, bool)]| -> Vec<&'static str> {
-        pairs.iter().filter(|p| p.1).map(|p| p.0).collect()
-    };
     let reuse_given = given(&[
         ("--clip", reuse.clip.is_some()),
         ("--epochs", reuse.epochs.is_some()),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::io::{read_text, remove_temporaries, write_atomic};
+use crate::io::{read_text, remove_path, remove_temporaries, write_atomic};
 use crate::lm::checkpoint;
 use crate::lm::config::LmConfig;
 use crate::lm::eval::heldout;
@@ -114,8 +114,8 @@ pub fn train(
     if trainer.step == 0 {
         // A new run: whatever an earlier run left here must not be resumed by mistake.
         // LATEST goes first, so that a crash in between leaves nothing to adopt.
-        remove_if_there(&dir.join(LATEST))?;
-        remove_if_there(&dir.join("checkpoints"))?;
+        remove_path(&dir.join(LATEST))?;
+        remove_path(&dir.join("checkpoints"))?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         write_atomic(&dir.join(CONFIG), trainer.config.to_toml()?.as_bytes())?;
         checkpoint::save(&trainer.reference, &dir.join(REFERENCE))?;
@@ -164,17 +164,6 @@ pub fn train(
     Ok(())
 }
 // ANCHOR_END: train
-
-/// Removes a file or a folder, if it is there.
-fn remove_if_there(path: &Path) -> Result<()> {
-    let gone = match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => Err(e),
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-    };
-    gone.map_err(|e| Error::io(path, e))
-}
 
 /// Reads the metrics of a run folder.
 pub fn read_metrics(dir: &Path) -> Result<Vec<GrpoStep>> {

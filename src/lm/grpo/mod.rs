@@ -277,8 +277,7 @@ impl GrpoTrainer {
             if g.minibatches > 1 {
                 order.shuffle(&mut rng);
             }
-            let size = n.div_ceil(g.minibatches);
-            for minibatch in order.chunks(size) {
+            for minibatch in order.chunks(g.minibatch_size(n)) {
                 let mb_tokens: f64 = minibatch.iter().map(|&i| lengths[i]).sum();
                 let micro = match g.micro_batch {
                     0 => minibatch.len(),
