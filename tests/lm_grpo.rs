@@ -375,7 +375,11 @@ fn optimizer_steps_and_memory_estimates_by_hand() {
     ] {
         (g.minibatches, g.epochs) = (minibatches, epochs);
         assert_eq!(g.minibatch_size(16), size, "{minibatches}");
-        assert_eq!(g.optimizer_steps_per_step(), steps, "{minibatches}, {epochs}");
+        assert_eq!(
+            g.optimizer_steps_per_step(),
+            steps,
+            "{minibatches}, {epochs}"
+        );
     }
     // A model of 281 parameters (V = 55, T = 4, d = 2, one block, one head, MLP 3):
     // 16 bytes each, plus 100 rows (eval.batch_size, the largest) of
@@ -391,7 +395,13 @@ fn optimizer_steps_and_memory_estimates_by_hand() {
     };
     assert_eq!(c.model.parameters(), 281);
     let (bytes, key) = c.memory_estimate();
-    assert_eq!((bytes, key), (16.0 * 281.0 + 100.0 * 3376.0, "eval.batch_size"));
+    assert_eq!(
+        (bytes, key),
+        (16.0 * 281.0 + 100.0 * 3376.0, "eval.batch_size")
+    );
     c.eval.batch_size = 10;
-    assert_eq!(c.memory_estimate(), (16.0 * 281.0 + 64.0 * 3376.0, "grpo.micro_batch"));
+    assert_eq!(
+        c.memory_estimate(),
+        (16.0 * 281.0 + 64.0 * 3376.0, "grpo.micro_batch")
+    );
 }
