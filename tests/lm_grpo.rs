@@ -384,14 +384,16 @@ fn optimizer_steps_and_memory_estimates_by_hand() {
     // A model of 281 parameters (V = 55, T = 4, d = 2, one block, one head, MLP 3):
     // 16 bytes each, plus 100 rows (eval.batch_size, the largest) of
     // T·(layers·(16d + 2·mlp + 2·heads·T) + 3V)·4 = 4·(46 + 165)·4 = 3376 bytes.
-    let mut c = LmConfig::default();
-    c.model = zero_to_r1::lm::model::GptConfig {
-        vocab: 55,
-        context: 4,
-        d_model: 2,
-        layers: 1,
-        heads: 1,
-        mlp: 3,
+    let mut c = LmConfig {
+        model: zero_to_r1::lm::model::GptConfig {
+            vocab: 55,
+            context: 4,
+            d_model: 2,
+            layers: 1,
+            heads: 1,
+            mlp: 3,
+        },
+        ..LmConfig::default()
     };
     assert_eq!(c.model.parameters(), 281);
     let (bytes, key) = c.memory_estimate();
