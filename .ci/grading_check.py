@@ -47,8 +47,9 @@ MUTANTS = [
      "response log-probs read from logits that are not shifted by one token"),
     ("9.1", "src/lm/grpo/batch.rs", "group_advantages(rewards, group_size, scale_by_std)?",
      "group_advantages(rewards, group_size, true)?", "token advantages that always divide by the std"),
-    ("9.2", "src/lm/grpo/batch.rs", "&part.old_logp,\n        &part.ref_logp,",
-     "&part.ref_logp,\n        &part.old_logp,", "a GRPO loss with the old and reference log-probs swapped"),
+    ("9.2", "src/update.rs", "old_logp: &part.old_logp,\n        ref_logp: &part.ref_logp,",
+     "old_logp: &part.ref_logp,\n        ref_logp: &part.old_logp,",
+     "a GRPO loss with the old and reference log-probs swapped"),
 ]
 
 

@@ -117,9 +117,10 @@ pub fn lm(
     }
     // The update alone, on one scored batch, one optimizer step on all rows.
     let batch = trainer.rollout(0)?;
-    let rows = batch.rollout.responses.len();
+    let rows = batch.responses.len();
     let width = batch
-        .rollout
+        .rows
+        .inputs
         .tokens
         .dim(1)
         .map_err(crate::policy::candle_err)?;

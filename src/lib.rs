@@ -21,11 +21,13 @@ pub mod io;
 pub mod lm;
 pub mod notebook;
 pub mod objective;
+pub mod optim;
 pub mod plot;
 pub mod policy;
 pub mod progress;
 pub mod rollout;
 pub mod tour;
+pub mod update;
 
 pub use candle_core as candle;
 pub use candle_nn;

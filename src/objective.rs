@@ -74,6 +74,22 @@ impl fmt::Display for Aggregation {
     }
 }
 
+/// Written by name, as in configs (`constant:L` with its budget).
+impl serde::Serialize for Aggregation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Read from its name, as [`FromStr`] does.
+impl<'de> serde::Deserialize<'de> for Aggregation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse()
+            .map_err(|e: Error| serde::de::Error::custom(e.to_string()))
+    }
+}
+
 impl FromStr for Aggregation {
     type Err = Error;
     fn from_str(s: &str) -> std::result::Result<Self, Error> {
@@ -200,6 +216,34 @@ pub fn kl_to_ref(logp: &Tensor, ref_logp: &Tensor) -> Result<Tensor> {
 }
 // ANCHOR_END: k3
 
+// ANCHOR: loss_inputs
+/// The per-step tensors of the GRPO loss, all (B, T) and 0 on padding.
+#[derive(Clone, Copy)]
+pub struct LossInputs<'a> {
+    /// log π_θ(a_t|s_t) under the policy being trained (gradients flow into it).
+    pub logp: &'a Tensor,
+    /// log π_old(a_t|s_t) under the policy that sampled the steps.
+    pub old_logp: &'a Tensor,
+    /// log π_ref(a_t|s_t) under the frozen reference.
+    pub ref_logp: &'a Tensor,
+    /// Â_t, the advantage of each step.
+    pub advantages: &'a Tensor,
+    /// 1 on real steps, 0 on padding.
+    pub mask: &'a Tensor,
+}
+
+/// The settings of the GRPO loss.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossSettings {
+    /// ε of the ratio clip.
+    pub clip: f64,
+    /// β: weight of the k3 penalty towards the reference (0 = none).
+    pub beta: f64,
+    /// How per-step losses become one number.
+    pub aggregation: Aggregation,
+}
+// ANCHOR_END: loss_inputs
+
 // ANCHOR: grpo_loss
 /// The GRPO loss: per step, the clipped surrogate plus β times the k3 estimate of the KL to
 /// the frozen reference policy,
@@ -208,26 +252,17 @@ pub fn kl_to_ref(logp: &Tensor, ref_logp: &Tensor) -> Result<Tensor> {
 ///
 /// with ρ = exp(logp − old_logp), every step of response i carrying that response's
 /// advantage Â_i (see [`crate::advantage::per_step`]), and k3 from [`kl_to_ref`]; then
-/// aggregated over the real steps as `how` says (GRPO: `response-mean`; Dr. GRPO:
-/// `constant:L`).
-#[allow(clippy::too_many_arguments)]
-pub fn grpo_loss(
-    logp: &Tensor,
-    old_logp: &Tensor,
-    ref_logp: &Tensor,
-    advantages: &Tensor,
-    mask: &Tensor,
-    clip: f64,
-    beta: f64,
-    how: Aggregation,
-) -> Result<Tensor> {
-    let surrogate = clipped_surrogate_per_step(logp, old_logp, advantages, clip)?;
-    let per_step = if beta == 0.0 {
+/// aggregated over the real steps as `settings.aggregation` says (GRPO: `response-mean`;
+/// Dr. GRPO: `constant:L`). The tensors come by name in [`LossInputs`], so that `old_logp`
+/// and `ref_logp` cannot be swapped without it showing.
+pub fn grpo_loss(x: &LossInputs, settings: &LossSettings) -> Result<Tensor> {
+    let surrogate = clipped_surrogate_per_step(x.logp, x.old_logp, x.advantages, settings.clip)?;
+    let per_step = if settings.beta == 0.0 {
         surrogate
     } else {
-        (surrogate + (kl_to_ref(logp, ref_logp)? * beta)?)?
+        (surrogate + (kl_to_ref(x.logp, x.ref_logp)? * settings.beta)?)?
     };
-    aggregate(&per_step, mask, how)
+    aggregate(&per_step, x.mask, settings.aggregation)
 }
 // ANCHOR_END: grpo_loss
 

@@ -8,7 +8,8 @@ use gridworld::rand::rngs::StdRng;
 use gridworld::rand::{RngExt, SeedableRng};
 use gridworld::{Cell, House};
 
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
+use crate::update::{Inputs, Policy};
 
 /// The dtype of the cat's models: f64, so that sampled gradients can be compared with exact
 /// ones without float noise. (The language model uses f32/bf16.)
@@ -250,4 +251,45 @@ pub fn entropy(policy: &dyn Model, cells: &Tensor) -> candle_core::Result<Tensor
     let logits = policy.forward(&cells.flatten_all()?)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?.reshape(shape)
+}
+
+/// What the cat's policy reads of some episodes: the cell of each step and the move made there,
+/// both (N, T) `u32` (0 on padding).
+#[derive(Clone)]
+pub struct Steps {
+    pub cells: Tensor,
+    pub actions: Tensor,
+}
+
+impl Inputs for Steps {
+    fn select(&self, _rows: &[usize], index: &Tensor, width: usize) -> Result<Steps> {
+        let pick = |t: &Tensor| {
+            t.index_select(index, 0)
+                .and_then(|x| x.narrow(1, 0, width))
+                .and_then(|x| x.contiguous())
+                .doing("cutting a part of the episodes")
+        };
+        Ok(Steps {
+            cells: pick(&self.cells)?,
+            actions: pick(&self.actions)?,
+        })
+    }
+}
+
+/// The cat's policies are policies in the sense of the GRPO update: a row is an episode, a step
+/// a move.
+impl Policy for dyn Model + '_ {
+    type Inputs = Steps;
+    fn log_probs(&self, x: &Steps, with_entropy: bool) -> Result<(Tensor, Option<Tensor>)> {
+        let logp = log_probs(self, &x.cells, &x.actions).doing("the policy's log-probabilities")?;
+        let entropy = if with_entropy {
+            Some(entropy(self, &x.cells).doing("the policy's entropy")?)
+        } else {
+            None
+        };
+        Ok((logp, entropy))
+    }
+    fn vars(&self) -> Vec<Var> {
+        Model::vars(self)
+    }
 }

@@ -6,10 +6,23 @@ mod common;
 use common::model;
 use zero_to_r1::candle::{Device, Tensor};
 use zero_to_r1::lm::generate::{attention_mask, pack, positions};
-use zero_to_r1::lm::grpo::{part_loss, token_advantages, Part};
+use zero_to_r1::lm::grpo::{part_loss, token_advantages, Tokens};
 use zero_to_r1::lm::model::Gpt;
 use zero_to_r1::lm::tokenizer::Tokenizer;
-use zero_to_r1::objective::Aggregation;
+use zero_to_r1::objective::{Aggregation, LossSettings};
+use zero_to_r1::update::{PartLoss, Rows};
+
+type Part = Rows<Tokens>;
+
+/// The GRPO loss of `part` with `response-mean` aggregation.
+fn loss_of(m: &Gpt, part: &Part, clip: f64, beta: f64) -> PartLoss {
+    let settings = LossSettings {
+        clip,
+        beta,
+        aggregation: Aggregation::ResponseMean,
+    };
+    part_loss(m, part, &settings, false).unwrap()
+}
 
 fn grid(rows: &[&[f32]]) -> Tensor {
     let (b, r) = (rows.len(), rows[0].len());
@@ -152,10 +165,12 @@ fn case(m: &Gpt) -> Case {
         .map(|i| (0..r).map(|t| adv[i] * m_rows[i][t] as f64).collect())
         .collect();
     Case {
-        part: Part {
-            tokens,
-            prompt_len: p,
-            pads,
+        part: Rows {
+            inputs: Tokens {
+                tokens,
+                prompt_len: p,
+                pads,
+            },
             old_logp: to_tensor(&old),
             ref_logp: to_tensor(&reference),
             advantages: to_tensor(&adv_rows),
@@ -191,8 +206,7 @@ fn ex_9_2_part_loss_matches_a_naive_reference() {
     let m = model(6);
     let c = case(&m);
     for (clip, beta) in [(0.2, 0.04), (0.05, 0.0), (10.0, 0.5)] {
-        let (loss, logp, _) =
-            part_loss(&m, &c.part, clip, beta, Aggregation::ResponseMean, false).unwrap();
+        let PartLoss { loss, logp, .. } = loss_of(&m, &c.part, clip, beta);
         let got = loss.to_scalar::<f32>().unwrap() as f64;
         let want = naive_loss(&c, clip, beta);
         assert!(
@@ -222,14 +236,13 @@ fn ex_9_2_a_step_on_the_loss_makes_good_responses_likelier() {
         .collect();
     c.part.old_logp = Tensor::from_vec(current, (3, r), m.device()).unwrap();
     let total = |m: &Gpt, i: usize| -> f64 {
-        let (_, logp, _) =
-            part_loss(m, &c.part, 0.2, 0.0, Aggregation::ResponseMean, false).unwrap();
+        let logp = loss_of(m, &c.part, 0.2, 0.0).logp;
         let row = logp.to_vec2::<f32>().unwrap();
         let mask = c.part.mask.to_vec2::<f32>().unwrap();
         (0..r).map(|t| (row[i][t] * mask[i][t]) as f64).sum()
     };
     let before = (total(&m, 0), total(&m, 1));
-    let (loss, _, _) = part_loss(&m, &c.part, 0.2, 0.0, Aggregation::ResponseMean, false).unwrap();
+    let loss = loss_of(&m, &c.part, 0.2, 0.0).loss;
     let grads = loss.backward().unwrap();
     for v in m.vars() {
         if let Some(g) = grads.get(v.as_tensor()) {

@@ -8,7 +8,7 @@ use zero_to_r1::algo::grpo::{self, GrpoConfig, OutcomeReward};
 use zero_to_r1::candle::{Device, Tensor, Var};
 use zero_to_r1::experiments::ch01::success_probabilities;
 use zero_to_r1::gridworld::ndarray::Array2;
-use zero_to_r1::objective::{grpo_loss, Aggregation};
+use zero_to_r1::objective::{grpo_loss, Aggregation, LossInputs, LossSettings};
 use zero_to_r1::prelude::*;
 
 #[test]
@@ -48,7 +48,19 @@ fn grpo_case(ratio: f64, adv: f64, beta: f64) -> f64 {
     let a = Tensor::new(&[[adv]], &d).unwrap();
     let m = Tensor::new(&[[1.0f64]], &d).unwrap();
     let how = Aggregation::ResponseMean;
-    let loss = grpo_loss(logp.as_tensor(), &zero, &zero, &a, &m, 0.2, beta, how).unwrap();
+    let inputs = LossInputs {
+        logp: logp.as_tensor(),
+        old_logp: &zero,
+        ref_logp: &zero,
+        advantages: &a,
+        mask: &m,
+    };
+    let settings = LossSettings {
+        clip: 0.2,
+        beta,
+        aggregation: how,
+    };
+    let loss = grpo_loss(&inputs, &settings).unwrap();
     let grads = loss.backward().unwrap();
     grads
         .get(logp.as_tensor())

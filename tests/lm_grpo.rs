@@ -6,12 +6,12 @@ mod common;
 use candle_core::{Tensor, Var};
 use candle_nn::{AdamW as CandleAdamW, Optimizer, ParamsAdamW};
 use common::{device, model, tiny};
-use zero_to_r1::lm::adamw::AdamW;
-use zero_to_r1::lm::config::LmConfig;
+use zero_to_r1::lm::config::{Algo, LmConfig};
 use zero_to_r1::lm::grpo::{self, GrpoStep, GrpoTrainer};
 use zero_to_r1::lm::model::Gpt;
 use zero_to_r1::lm::sft;
-use zero_to_r1::objective::{aggregate, Aggregation};
+use zero_to_r1::objective::{aggregate, Aggregation, LossInputs};
+use zero_to_r1::optim::AdamW;
 
 /// A config for a tiny model on one-digit addition; `steps` GRPO steps.
 fn tiny_config(steps: usize) -> LmConfig {
@@ -49,7 +49,7 @@ fn adamw_first_step_by_hand() {
     let var = Var::new(&[1.0f32, -2.0], &device()).unwrap();
     let mut opt = AdamW::new(vec![("w".into(), var.clone())], 0.1, 0.01).unwrap();
     let g = Tensor::new(&[0.5f32, -0.1], var.device()).unwrap();
-    opt.step(&[Some(g)]).unwrap();
+    opt.step_grads(&[Some(g)]).unwrap();
     let got: Vec<f32> = var.as_tensor().to_vec1().unwrap();
     assert!((got[0] - (0.999 - 0.1)).abs() < 1e-6, "{got:?}");
     assert!((got[1] - (-1.998 + 0.1)).abs() < 1e-6, "{got:?}");
@@ -77,7 +77,7 @@ fn adamw_matches_candles_adamw() {
                     .unwrap()
             })
             .collect();
-        ours.step(&grads.iter().cloned().map(Some).collect::<Vec<_>>())
+        ours.step_grads(&grads.iter().cloned().map(Some).collect::<Vec<_>>())
             .unwrap();
         // The same gradients as a GradStore, through a loss whose gradient they are.
         let loss = b
@@ -113,7 +113,7 @@ fn adamw_state_round_trips_and_bad_files_are_named() {
             .collect()
     };
     let mut opt = AdamW::new(m.named_vars(), 0.01, 0.1).unwrap();
-    opt.step(&ones(&m)).unwrap();
+    opt.step_grads(&ones(&m)).unwrap();
     let dir = temp_dir("adamw");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("opt.safetensors");
@@ -122,8 +122,8 @@ fn adamw_state_round_trips_and_bad_files_are_named() {
     let mut other = AdamW::new(copy.named_vars(), 0.01, 0.1).unwrap();
     other.load(&path, 1).unwrap();
     assert_eq!(other.steps, 1);
-    opt.step(&halves(&m)).unwrap();
-    other.step(&halves(&copy)).unwrap();
+    opt.step_grads(&halves(&m)).unwrap();
+    other.step_grads(&halves(&copy)).unwrap();
     assert_eq!(params(&m), params(&copy));
     std::fs::write(&path, b"not a safetensors file").unwrap();
     let err = other.load(&path, 1).unwrap_err().to_string();
@@ -192,7 +192,7 @@ fn micro_batches_give_the_whole_batch_gradient() {
     let (mut c, m) = tiny_sft(2, 40);
     c.grpo.minibatches = 1;
     for how in ["response-mean", "token-mean", "constant:24"] {
-        c.grpo.aggregation = how.into();
+        c.grpo.aggregation = how.parse().unwrap();
         c.grpo.micro_batch = 0;
         let mut whole = GrpoTrainer::new(m.copy().unwrap(), m.copy().unwrap(), &c, 5).unwrap();
         whole.step().unwrap();
@@ -214,26 +214,27 @@ fn the_trainer_uses_the_shared_loss() {
     let t = GrpoTrainer::new(m.copy().unwrap(), m, &c, 1).unwrap();
     let batch = t.rollout(0).unwrap();
     let part = batch.part(&[0, 1, 2, 3, 4]).unwrap();
-    let how = Aggregation::ResponseMean;
-    let (loss, logp, _) = grpo::part_loss(&t.policy, &part, 0.2, 0.04, how, false).unwrap();
-    let expected = zero_to_r1::objective::grpo_loss(
-        &logp,
-        &part.old_logp,
-        &part.ref_logp,
-        &part.advantages,
-        &part.mask,
-        0.2,
-        0.04,
-        how,
-    )
-    .unwrap();
-    let (a, b): (f32, f32) = (loss.to_scalar().unwrap(), expected.to_scalar().unwrap());
+    let settings = zero_to_r1::objective::LossSettings {
+        clip: 0.2,
+        beta: 0.04,
+        aggregation: Aggregation::ResponseMean,
+    };
+    let out = grpo::part_loss(&t.policy, &part, &settings, false).unwrap();
+    let inputs = LossInputs {
+        logp: &out.logp,
+        old_logp: &part.old_logp,
+        ref_logp: &part.ref_logp,
+        advantages: &part.advantages,
+        mask: &part.mask,
+    };
+    let expected = zero_to_r1::objective::grpo_loss(&inputs, &settings).unwrap();
+    let (a, b): (f32, f32) = (out.loss.to_scalar().unwrap(), expected.to_scalar().unwrap());
     assert_eq!(a, b);
     // The advantages are the group advantages of the rewards on every real token.
     let rewards: Vec<f64> = batch.rewards.iter().map(|r| r.total).collect();
     let adv = zero_to_r1::advantage::group_advantages(&rewards, 4, true).unwrap();
-    let grid: Vec<Vec<f32>> = batch.advantages.to_vec2().unwrap();
-    let mask: Vec<Vec<f32>> = batch.rollout.mask.to_vec2().unwrap();
+    let grid: Vec<Vec<f32>> = batch.rows.advantages.to_vec2().unwrap();
+    let mask: Vec<Vec<f32>> = batch.rows.mask.to_vec2().unwrap();
     for i in 0..rewards.len() {
         for t in 0..grid[i].len() {
             assert!((grid[i][t] as f64 - adv[i] * mask[i][t] as f64).abs() < 1e-6);
@@ -328,14 +329,17 @@ fn bad_grpo_settings_name_the_key() {
         assert!(err.contains(key), "{text:?}: {err}");
     }
     let mut g = LmConfig::default().grpo;
-    assert!(g
-        .set_algo("ppo")
+    assert!("ppo"
+        .parse::<Algo>()
         .unwrap_err()
         .to_string()
         .contains("--algo"));
-    g.set_algo("dr-grpo").unwrap();
+    g.set_algo("dr-grpo".parse().unwrap());
     assert!(!g.scale_by_std);
-    assert_eq!(g.aggregation, format!("constant:{}", g.max_new_tokens));
+    assert_eq!(
+        g.aggregation.to_string(),
+        format!("constant:{}", g.max_new_tokens)
+    );
 }
 
 #[test]

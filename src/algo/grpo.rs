@@ -14,13 +14,15 @@ use gridworld::Env;
 use serde::Serialize;
 
 use crate::advantage::{frac_reward_zero_std, group_advantages, per_step};
-use crate::algo::reinforce::{batch_entropy, to_tensor};
-use crate::algo::{new_model, ModelKind, Opt, OptimizerKind};
-use crate::error::{Error, Result};
+use crate::algo::reinforce::to_tensor;
+use crate::algo::{new_model, ModelKind};
+use crate::error::{Doing, Error, Result};
 use crate::exact::{outcome_lengths, success_probability};
-use crate::objective::{approx_kl, clip_frac, grpo_loss, Aggregation};
-use crate::policy::{candle_err, log_probs, policy_table, Model};
+use crate::objective::{approx_kl, Aggregation, LossSettings};
+use crate::optim::AdamW;
+use crate::policy::{policy_table, Model, Steps};
 use crate::rollout::{derive_seed, mean_or_none, sample_groups, Batch};
+use crate::update::{grpo_update, Rows, UpdateSettings};
 
 // ANCHOR: outcome_reward
 /// The one number an episode is scored with, given at its end.
@@ -206,7 +208,8 @@ pub struct GrpoLog {
     /// Mean length of the batch's successful and of its failed episodes (`None` if none).
     pub success_length: Option<f64>,
     pub failure_length: Option<f64>,
-    /// Mean policy entropy over the batch's steps, before the update.
+    /// Mean policy entropy over the batch's steps, before the update (see
+    /// [`UpdateStats`](crate::update::UpdateStats)).
     pub entropy: f64,
     /// Exact J(π) of the policy that collected the batch.
     pub exact_j: f64,
@@ -217,9 +220,11 @@ pub struct GrpoLog {
     pub exact_failure_length: Option<f64>,
     /// Exact probability that that policy is cut off by the step limit.
     pub exact_truncated: f64,
-    /// k3 estimate of KL(π_old ‖ π) on the batch after the update.
+    /// k3 estimate of KL(π_old ‖ π) during the update, measured before each optimizer step
+    /// and averaged (see [`UpdateStats`](crate::update::UpdateStats)).
     pub approx_kl: f64,
-    /// Fraction of the batch's steps whose ratio ended outside the clip range.
+    /// Fraction of the batch's steps whose ratio was outside the clip range, measured like
+    /// `approx_kl`.
     pub clip_frac: f64,
     /// k3 estimate of KL(π_old ‖ π_ref) per step: how far the policy that collected the
     /// batch is from the reference.
@@ -321,10 +326,21 @@ pub fn train_from(
         ));
     }
     let device = Device::Cpu;
-    let mut opt = Opt::new(OptimizerKind::Adam, policy.as_ref(), config.lr)?;
-    let vars = policy.vars();
+    let mut opt = AdamW::over(policy.vars(), config.lr, 0.0)?;
     let mut rng = StdRng::seed_from_u64(derive_seed(config.seed, u64::MAX - 2));
     let g = config.group_size;
+    let settings = UpdateSettings {
+        loss: LossSettings {
+            clip: config.clip,
+            beta: config.beta,
+            aggregation: config.aggregation,
+        },
+        epochs: config.epochs,
+        minibatches: 1,
+        micro_batch: 0,
+        max_grad_norm: config.max_grad_norm,
+        shuffle_seed: 0,
+    };
     let mut log = Vec::with_capacity(config.iterations);
     for iteration in 0..config.iterations {
         // 1. Questions, and a group of G answers to each from π_old.
@@ -339,39 +355,21 @@ pub fn train_from(
         let adv = group_advantages(&rewards, g, config.scale_by_std)?;
         let groups = group_stats(&questions, &rewards, &adv, g);
         let adv = per_step(&adv, batch.mask.view())?;
-        // 3. μ steps on the GRPO loss, all on this batch.
+        // 3. μ steps on the GRPO loss, all on this batch: the update that trains the language
+        //    model in chapter 9.
         let t = |a: &Array2<f64>| to_tensor(a, &device);
-        let (old_logp, ref_logp) = (t(&batch.logp)?, t(&reference_logp(&reference, &batch))?);
-        let (adv, mask) = (t(&adv)?, t(&batch.mask)?);
-        let states = to_tensor(&batch.states, &device)?;
-        let actions = to_tensor(&batch.actions, &device)?;
-        for _ in 0..config.epochs {
-            let step = || -> candle_core::Result<candle_core::Tensor> {
-                let logp = log_probs(policy.as_ref(), &states, &actions)?;
-                grpo_loss(
-                    &logp,
-                    &old_logp,
-                    &ref_logp,
-                    &adv,
-                    &mask,
-                    config.clip,
-                    config.beta,
-                    config.aggregation,
-                )
-            };
-            let loss = step().map_err(candle_err)?;
-            opt.clipped_step(&loss, &vars, config.max_grad_norm)
-                .map_err(candle_err)?;
-        }
+        let rows = Rows {
+            inputs: Steps {
+                cells: to_tensor(&batch.states, &device)?,
+                actions: to_tensor(&batch.actions, &device)?,
+            },
+            mask: t(&batch.mask)?,
+            old_logp: t(&batch.logp)?,
+            ref_logp: t(&reference_logp(&reference, &batch))?,
+            advantages: t(&adv)?,
+        };
+        let stats = grpo_update(policy.as_ref(), &mut opt, &rows, &settings, iteration)?;
         // 4. Diagnostics.
-        let logp = log_probs(policy.as_ref(), &states, &actions).map_err(candle_err)?;
-        let kl = approx_kl(&logp, &old_logp, &mask).map_err(candle_err)?;
-        if !kl.is_finite() {
-            return Err(Error::invalid(
-                "training",
-                format!("approx_kl became {kl} at iteration {iteration}; lower the learning rate"),
-            ));
-        }
         let lengths = outcome_lengths(&house, env.config(), &table)?;
         let returns = batch.returns();
         let entry = GrpoLog {
@@ -383,15 +381,16 @@ pub fn train_from(
             mean_length: batch.steps() as f64 / batch.episodes() as f64,
             success_length: mean_of(&batch.lengths, |i| batch.success[i]),
             failure_length: mean_of(&batch.lengths, |i| !batch.success[i]),
-            entropy: batch_entropy(&table, &batch),
+            entropy: stats.entropy,
             exact_j: mdp.expected_return(table.view(), 1.0)?,
             exact_success: success_probability(&house, env.config(), &table)?,
             exact_success_length: lengths.success_length,
             exact_failure_length: lengths.failure_length,
             exact_truncated: lengths.truncated,
-            approx_kl: kl,
-            clip_frac: clip_frac(&logp, &old_logp, &mask, config.clip).map_err(candle_err)?,
-            kl_ref: approx_kl(&ref_logp, &old_logp, &mask).map_err(candle_err)?,
+            approx_kl: stats.approx_kl,
+            clip_frac: stats.clip_frac,
+            kl_ref: approx_kl(&rows.ref_logp, &rows.old_logp, &rows.mask)
+                .doing("measuring the KL to the reference")?,
             frac_reward_zero_std: frac_reward_zero_std(&rewards, g)?,
             groups,
         };

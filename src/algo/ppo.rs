@@ -236,11 +236,9 @@ pub fn train(
         1,
         derive_seed(config.seed, u64::MAX - 1),
     )?;
-    let mut actor_opt = Opt::new(OptimizerKind::Adam, policy.as_ref(), config.lr)?;
-    let mut critic_opt = Opt::new(OptimizerKind::Adam, value.as_ref(), config.value_lr)?;
+    let mut actor_opt = Opt::new(OptimizerKind::Adam, policy.vars(), config.lr)?;
+    let mut critic_opt = Opt::new(OptimizerKind::Adam, value.vars(), config.value_lr)?;
     let mut rng = StdRng::seed_from_u64(derive_seed(config.seed, u64::MAX - 2));
-    let policy_vars = policy.vars();
-    let value_vars = value.vars();
     let mut log = Vec::with_capacity(config.iterations);
     for iteration in 0..config.iterations {
         // 1. Roll out π_old; keep its log-probabilities (batch.logp) and the critic's values.
@@ -318,12 +316,8 @@ pub fn train(
                     Ok((actor_loss, critic_loss))
                 };
                 let (actor_loss, critic_loss) = step().map_err(candle_err)?;
-                actor_opt
-                    .clipped_step(&actor_loss, &policy_vars, config.max_grad_norm)
-                    .map_err(candle_err)?;
-                critic_opt
-                    .clipped_step(&critic_loss, &value_vars, None)
-                    .map_err(candle_err)?;
+                actor_opt.clipped_step(&actor_loss, config.max_grad_norm)?;
+                critic_opt.clipped_step(&critic_loss, None)?;
             }
             epochs_run += 1;
             let logp =

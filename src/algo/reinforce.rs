@@ -10,7 +10,7 @@ use crate::advantage::{
     mean_baseline, reward_to_go, state_values, subtract_baseline, total_return,
 };
 use crate::algo::{new_model, ModelKind, Opt, OptimizerKind};
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::exact::success_probability;
 use crate::objective::{aggregate, reinforce_loss, Aggregation};
 use crate::policy::{candle_err, log_probs, policy_table, value_table, Model};
@@ -236,16 +236,16 @@ pub fn fit_value(
     let states = to_tensor(&batch.states, &device)?;
     let mut last = f64::NAN;
     for _ in 0..steps {
-        let mut step = || -> candle_core::Result<f64> {
+        let loss = || -> candle_core::Result<candle_core::Tensor> {
             let v = value
                 .forward(&states.flatten_all()?)?
                 .reshape(states.dims())?;
             let sq = (v - &targets)?.sqr()?;
-            let loss = aggregate(&sq, &mask, Aggregation::StepMean)?;
-            opt.backward_step(&loss)?;
-            loss.to_scalar::<f64>()
+            aggregate(&sq, &mask, Aggregation::StepMean)
         };
-        last = step().map_err(candle_err)?;
+        let loss = loss().doing("the value function's loss")?;
+        opt.backward_step(&loss)?;
+        last = loss.to_scalar::<f64>().doing("the value function's loss")?;
     }
     Ok(last)
 }
@@ -284,7 +284,7 @@ pub fn train(
     let mdp = env.mdp();
     let device = Device::Cpu;
     let policy = new_model(config.policy, &house, 4, derive_seed(config.seed, u64::MAX))?;
-    let mut opt = Opt::new(config.optimizer, policy.as_ref(), config.lr)?;
+    let mut opt = Opt::new(config.optimizer, policy.vars(), config.lr)?;
     let value = match config.baseline {
         Baseline::Learned => Some(new_model(
             config.value,
@@ -296,7 +296,7 @@ pub fn train(
     };
     let mut value_opt = value
         .as_deref()
-        .map(|v| Opt::new(OptimizerKind::Adam, v, config.value_lr))
+        .map(|v| Opt::new(OptimizerKind::Adam, v.vars(), config.value_lr))
         .transpose()?;
     let mut log = Vec::with_capacity(config.updates);
     for update in 0..config.updates {
@@ -312,7 +312,7 @@ pub fn train(
         let adv = advantages(&batch, config.baseline, config.gamma, value.as_deref())?;
         // 3. One gradient step on the REINFORCE loss.
         let loss = {
-            let mut step = || -> candle_core::Result<f64> {
+            let step = || -> candle_core::Result<Tensor> {
                 let logp = log_probs(
                     policy.as_ref(),
                     &to_tensor(&batch.states, &device).map_err(to_candle)?,
@@ -320,11 +320,11 @@ pub fn train(
                 )?;
                 let adv = to_tensor(&adv, &device).map_err(to_candle)?;
                 let mask = to_tensor(&batch.mask, &device).map_err(to_candle)?;
-                let loss = reinforce_loss(&logp, &adv, &mask, config.aggregation)?;
-                opt.backward_step(&loss)?;
-                loss.to_scalar::<f64>()
+                reinforce_loss(&logp, &adv, &mask, config.aggregation)
             };
-            step().map_err(candle_err)?
+            let loss = step().doing("the REINFORCE loss")?;
+            opt.backward_step(&loss)?;
+            loss.to_scalar::<f64>().doing("the REINFORCE loss")?
         };
         // 4. Fit the value function to this batch's returns (after using it).
         if let (Some(v), Some(o)) = (value.as_deref(), value_opt.as_mut()) {

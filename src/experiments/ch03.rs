@@ -173,7 +173,7 @@ fn stats(label: &'static str, estimates: &[Array2<f64>], exact: &Array2<f64>) ->
 /// A tabular value function fitted to the fixed policy's reward-to-go beforehand.
 pub fn learned_value(env: &mut Env, table: &Array2<f64>, config: &Ch03Config) -> Result<Vec<f64>> {
     let value = new_model(ModelKind::Tabular, env.house(), 1, 0)?;
-    let mut opt = Opt::new(OptimizerKind::Adam, value.as_ref(), 0.5)?;
+    let mut opt = Opt::new(OptimizerKind::Adam, value.vars(), 0.5)?;
     for k in 0..config.value_batches {
         let batch = sample_batch(
             env,

@@ -12,7 +12,7 @@ use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::lm::config::LmConfig;
+use crate::lm::config::{Algo, LmConfig};
 use crate::lm::eval::{evaluate, heldout};
 use crate::lm::grpo::{self, GrpoLmConfig, GrpoStep, GrpoTrainer};
 use crate::lm::run::{sft_and_eval, EvalSummary};
@@ -29,21 +29,21 @@ pub type Variant = (&'static str, fn(&mut GrpoLmConfig));
 pub fn variants() -> Vec<Variant> {
     vec![
         ("GRPO", |g| {
-            let _ = g.set_algo("grpo");
+            g.set_algo(Algo::Grpo);
         }),
         ("Dr. GRPO", |g| {
-            let _ = g.set_algo("dr-grpo");
+            g.set_algo(Algo::DrGrpo);
         }),
         ("GRPO without ÷std", |g| {
-            let _ = g.set_algo("grpo");
+            g.set_algo(Algo::Grpo);
             g.scale_by_std = false;
         }),
         ("GRPO with β = 0", |g| {
-            let _ = g.set_algo("grpo");
+            g.set_algo(Algo::Grpo);
             g.beta = 0.0;
         }),
         ("GRPO with μ = 2", |g| {
-            let _ = g.set_algo("grpo");
+            g.set_algo(Algo::Grpo);
             g.epochs = 2;
         }),
     ]

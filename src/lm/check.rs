@@ -437,19 +437,18 @@ fn run_checks(device: &Device, tol: &Tolerances, emit: &mut dyn FnMut(CheckResul
     // The random model's responses all earn 0, so every advantage would be 0 and the
     // policy-gradient term would vanish: fixed made-up rewards instead, which vary within
     // every group.
-    let n = batch.rollout.responses.len();
+    let n = batch.responses.len();
     let rewards: Vec<f64> = (0..n).map(|i| ((i * 7 + 3) % 5) as f64 / 4.0).collect();
-    batch.advantages = token_advantages(&rewards, g.group_size, true, &batch.rollout.mask)?;
+    batch.rows.advantages = token_advantages(&rewards, g.group_size, true, &batch.rows.mask)?;
     let batch_dev = batch.to_device(device)?;
     let what = format!(
         "one GRPO update ({n} responses, {} minibatches, AdamW lr {LR:e}, β {})",
         g.minibatches, g.beta
     );
-    let how = g.aggregation()?;
     let all: Vec<usize> = (0..n).collect();
     let grpo_grad = |t: &GrpoTrainer, b: &ScoredBatch| -> Result<Tensor> {
-        let (loss, _, _) = part_loss(&t.policy, &b.part(&all)?, g.clip, g.beta, how, false)?;
-        gradient(&loss, &t.policy)
+        let out = part_loss(&t.policy, &b.part(&all)?, &g.loss_settings(), false)?;
+        gradient(&out.loss, &t.policy)
     };
     emit(compare(
         "grpo grads",

@@ -15,7 +15,7 @@ use crate::lm::reward::RewardWeights;
 use crate::lm::sft::SftConfig;
 use crate::lm::task::{task_by_name, Task};
 use crate::lm::tokenizer::Tokenizer;
-use crate::objective::Aggregation;
+use crate::objective::{Aggregation, LossSettings};
 
 /// Which task, how hard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,7 +284,8 @@ pub struct GrpoLmConfig {
     pub scale_by_std: bool,
     /// How per-token losses are combined: `response-mean` (GRPO), `token-mean`, or
     /// `constant:L` (Dr. GRPO, L = the generation budget).
-    pub aggregation: String,
+    #[serde(deserialize_with = "grpo_aggregation")]
+    pub aggregation: Aggregation,
     /// Learning rate of AdamW (constant after the warm-up).
     pub lr: f64,
     /// Steps of linear learning-rate warm-up.
@@ -318,7 +319,7 @@ impl Default for GrpoLmConfig {
             clip: 0.2,
             beta: 0.04,
             scale_by_std: true,
-            aggregation: "response-mean".into(),
+            aggregation: Aggregation::ResponseMean,
             lr: 2e-4,
             warmup: 10,
             weight_decay: 0.0,
@@ -333,33 +334,30 @@ impl Default for GrpoLmConfig {
 }
 
 impl GrpoLmConfig {
-    /// The aggregation, parsed.
-    pub fn aggregation(&self) -> Result<Aggregation> {
-        self.aggregation
-            .parse()
-            .map_err(|e: Error| Error::invalid("grpo.aggregation", e.to_string()))
+    /// The settings of the GRPO loss.
+    pub fn loss_settings(&self) -> LossSettings {
+        LossSettings {
+            clip: self.clip,
+            beta: self.beta,
+            aggregation: self.aggregation,
+        }
     }
 
-    /// Switches to an algorithm's choices: `grpo` (÷std, `response-mean`) or `dr-grpo`
-    /// (no ÷std, `constant:max_new_tokens`).
-    pub fn set_algo(&mut self, algo: &str) -> Result<()> {
+    /// Switches to an algorithm's choices: GRPO (÷std, `response-mean`) or Dr. GRPO (no ÷std,
+    /// `constant:max_new_tokens`).
+    pub fn set_algo(&mut self, algo: Algo) {
         match algo {
-            "grpo" => {
+            Algo::Grpo => {
                 self.scale_by_std = true;
-                self.aggregation = "response-mean".into();
+                self.aggregation = Aggregation::ResponseMean;
             }
-            "dr-grpo" => {
+            Algo::DrGrpo => {
                 self.scale_by_std = false;
-                self.aggregation = format!("constant:{}", self.max_new_tokens);
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "--algo",
-                    format!("{algo:?}; choose grpo or dr-grpo"),
-                ))
+                self.aggregation = Aggregation::Constant {
+                    budget: self.max_new_tokens,
+                };
             }
         }
-        Ok(())
     }
 
     /// Responses per step, B · G.
@@ -376,7 +374,7 @@ impl GrpoLmConfig {
 
     /// Responses per minibatch when `n` responses are cut into `minibatches` pieces.
     pub fn minibatch_size(&self, n: usize) -> usize {
-        n.div_ceil(self.minibatches.max(1)).max(1)
+        crate::update::minibatch_size(n, self.minibatches)
     }
 
     /// Checks the values; errors name the key (`grpo.clip`, …).
@@ -460,7 +458,7 @@ impl GrpoLmConfig {
                 ),
             ));
         }
-        self.aggregation().map(|_| ())
+        Ok(())
     }
 
     /// The learning rate at `step`: linear warm-up, then constant.
@@ -469,6 +467,38 @@ impl GrpoLmConfig {
             self.lr * (step + 1) as f64 / self.warmup as f64
         } else {
             self.lr
+        }
+    }
+}
+
+/// Reads `grpo.aggregation` from its name (`response-mean`, `token-mean`, `constant:L`, …),
+/// with an error that names the key.
+fn grpo_aggregation<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Aggregation, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse()
+        .map_err(|e: Error| serde::de::Error::custom(format!("grpo.aggregation: {e}")))
+}
+
+/// The two algorithms of chapters 6, 7 and 9, as a choice of advantage scaling and
+/// aggregation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algo {
+    /// GRPO as published: advantages ÷ the group's std, `response-mean`.
+    Grpo,
+    /// Dr. GRPO: no ÷std, a constant normaliser.
+    DrGrpo,
+}
+
+impl std::str::FromStr for Algo {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Algo> {
+        match s {
+            "grpo" => Ok(Algo::Grpo),
+            "dr-grpo" => Ok(Algo::DrGrpo),
+            _ => Err(Error::invalid(
+                "--algo",
+                format!("{s:?}; choose grpo or dr-grpo"),
+            )),
         }
     }
 }

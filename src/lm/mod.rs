@@ -6,7 +6,6 @@
 //! task ──► prompt ──► generate (policy = GPT) ──► response ──► reward (format, accuracy)
 //! ```
 
-pub mod adamw;
 pub mod check;
 pub mod checkpoint;
 pub mod config;

@@ -441,7 +441,7 @@ fn continue_r1_zero(
     let summary = R1ZeroSummary {
         task: config.task.name.clone(),
         parameters: trainer.policy.parameters(),
-        aggregation: config.grpo.aggregation.clone(),
+        aggregation: config.grpo.aggregation.to_string(),
         scale_by_std: config.grpo.scale_by_std,
         sft_from: run.sft_from.clone(),
         sft_steps: match run.sft_from {

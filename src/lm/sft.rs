@@ -5,15 +5,15 @@
 use std::time::Instant;
 
 use candle_core::Tensor;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
 
-use crate::algo::Opt;
 use crate::error::{Doing, Error, Result};
 use crate::lm::data::{self, DataConfig};
 use crate::lm::generate::{pack, response_logp};
 use crate::lm::model::Gpt;
 use crate::lm::task::Task;
+use crate::objective::{aggregate, Aggregation};
+use crate::optim::{AdamW, Opt};
 use crate::policy::candle_err;
 
 /// How to fine-tune.
@@ -100,18 +100,14 @@ pub fn learning_rate(step: usize, steps: usize, warmup: usize, peak: f64) -> f64
 
 // ANCHOR: sft_loss
 /// The fine-tuning loss of a batch: −Σ mask · log π(token) / Σ mask over the response tokens,
-/// i.e. the mean cross-entropy of the responses given their prompts.
+/// i.e. the mean cross-entropy of the responses given their prompts: the `step-mean`
+/// aggregation of chapter 2, applied to −log π.
 pub fn sft_loss(model: &Gpt, prompts: &[Vec<u32>], responses: &[Vec<u32>]) -> Result<Tensor> {
     let (tokens, p, pads, mask) = pack(prompts, responses, model.device())?;
     let (logp, _) = response_logp(model, &tokens, p, &pads, false)?;
-    let masked = (logp * &mask)
-        .and_then(|x| x.sum_all())
-        .map_err(candle_err)?;
-    let n = mask.sum_all().map_err(candle_err)?;
-    masked
-        .broadcast_div(&n)
+    aggregate(&logp, &mask, Aggregation::StepMean)
         .and_then(|x| x.neg())
-        .map_err(candle_err)
+        .doing("the fine-tuning loss")
 }
 // ANCHOR_END: sft_loss
 
@@ -161,13 +157,11 @@ pub fn train(
 ) -> Result<SftReport> {
     config.validate()?;
     data_config.validate()?;
-    let vars = model.vars();
-    let params = ParamsAdamW {
-        lr: config.lr,
-        weight_decay: config.weight_decay,
-        ..ParamsAdamW::default()
-    };
-    let mut opt = Opt::Adam(AdamW::new(vars.clone(), params).map_err(candle_err)?);
+    let mut opt = Opt::Adam(AdamW::new(
+        model.named_vars(),
+        config.lr,
+        config.weight_decay,
+    )?);
     let start = Instant::now();
     let mut report = SftReport::default();
     let mut tokens = 0;
@@ -176,9 +170,7 @@ pub fn train(
         let (prompts, responses) = data::encode(&examples)?;
         fits_context(model, &prompts, &responses)?;
         let lr = learning_rate(step, config.steps, config.warmup, config.lr);
-        if let Opt::Adam(o) = &mut opt {
-            o.set_learning_rate(lr);
-        }
+        opt.set_lr(lr);
         let loss = sft_loss(model, &prompts, &responses)?;
         let loss_value = loss.to_scalar::<f32>().map_err(candle_err)? as f64;
         if !loss_value.is_finite() {
@@ -187,9 +179,7 @@ pub fn train(
                 why: format!("the fine-tuning loss became {loss_value}; lower sft.lr"),
             });
         }
-        let grad_norm = opt
-            .clipped_step(&loss, &vars, Some(config.max_grad_norm))
-            .doing("the fine-tuning step")?;
+        let grad_norm = opt.clipped_step(&loss, Some(config.max_grad_norm))?;
         let n: usize = prompts.iter().chain(&responses).map(Vec::len).sum();
         tokens += n;
         let s = SftStep {

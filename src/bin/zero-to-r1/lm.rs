@@ -309,7 +309,7 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
             } else {
                 let mut config = run.config()?;
                 if let Some(a) = &algo {
-                    config.grpo.set_algo(a)?;
+                    config.grpo.set_algo(a.parse()?);
                 }
                 if let Some(s) = steps {
                     config.grpo.steps = s;

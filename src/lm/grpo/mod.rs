@@ -17,16 +17,11 @@
 use std::path::Path;
 use std::time::Instant;
 
-use candle_core::{DType, Tensor};
-use gridworld::rand::rngs::StdRng;
-use gridworld::rand::seq::SliceRandom;
-use gridworld::rand::SeedableRng;
+use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use crate::advantage::frac_reward_zero_std;
-use crate::algo::clip_gradients;
 use crate::error::{Doing, Error, Result};
-use crate::lm::adamw::AdamW;
 use crate::lm::config::LmConfig;
 use crate::lm::eval::{greedy_summary, respond, GreedySummary};
 use crate::lm::generate::{generate, response_logp, Rollout, SampleConfig};
@@ -34,14 +29,16 @@ use crate::lm::model::Gpt;
 use crate::lm::reward::score;
 use crate::lm::task::{sample_problem, Problem, Split, Task};
 use crate::lm::tokenizer::Tokenizer;
-use crate::objective::{approx_kl, clip_frac};
-use crate::policy::candle_err;
+use crate::objective::approx_kl;
+use crate::optim::AdamW;
 use crate::rollout::{derive_seed, mean_or_none};
+use crate::update::{grpo_update, Rows, UpdateSettings, UpdateStats};
 
 mod batch;
 mod folder;
 pub use crate::lm::config::GrpoLmConfig;
-pub use batch::{part_loss, token_advantages, Part, ScoredBatch};
+pub use crate::update::{check_finite, part_loss, scalar};
+pub use batch::{token_advantages, ScoredBatch, Tokens};
 pub use folder::{read_metrics, train, CONFIG, LATEST, METRICS, OPTIMIZER, REFERENCE, STATE};
 
 /// What one step saw and did: one JSON line of `metrics.jsonl`.
@@ -103,6 +100,8 @@ pub struct TrainState {
 
 /// The prompt stream of GRPO, separate from SFT's.
 const PROMPTS: u64 = 0x6772_706F;
+/// Mixed into the seed for the order of the rows in an update's minibatches.
+const SHUFFLE: u64 = 0x5A5A;
 
 /// A GRPO run in memory: the policy, the frozen reference, the optimizer and the step.
 pub struct GrpoTrainer {
@@ -204,9 +203,18 @@ impl GrpoTrainer {
         let advantages = token_advantages(&totals, g.group_size, g.scale_by_std, &rollout.mask)?;
         let ref_logp = self.reference_logp(&rollout)?;
         Ok(ScoredBatch {
-            rollout,
-            ref_logp,
-            advantages,
+            rows: Rows {
+                inputs: Tokens {
+                    tokens: rollout.tokens,
+                    prompt_len: rollout.prompt_len,
+                    pads: rollout.pads,
+                },
+                mask: rollout.mask,
+                old_logp: rollout.logp,
+                ref_logp,
+                advantages,
+            },
+            responses: rollout.responses,
             rewards,
         })
     }
@@ -223,7 +231,10 @@ impl GrpoTrainer {
         let mut parts = Vec::new();
         for start in (0..n).step_by(chunk) {
             let len = chunk.min(n - start);
-            let tokens = rollout.tokens.narrow(0, start, len).map_err(candle_err)?;
+            let tokens = rollout
+                .tokens
+                .narrow(0, start, len)
+                .doing("cutting the batch for the reference")?;
             let (logp, _) = response_logp(
                 &self.reference,
                 &tokens,
@@ -231,9 +242,13 @@ impl GrpoTrainer {
                 &rollout.pads[start..start + len],
                 false,
             )?;
-            parts.push(logp.detach().narrow(1, 0, r).map_err(candle_err)?);
+            parts.push(
+                logp.detach()
+                    .narrow(1, 0, r)
+                    .doing("the reference's log-probabilities")?,
+            );
         }
-        Tensor::cat(&parts, 0).map_err(candle_err)
+        Tensor::cat(&parts, 0).doing("the reference's log-probabilities")
     }
 
     // ANCHOR: step
@@ -243,107 +258,47 @@ impl GrpoTrainer {
         let batch = self.rollout(self.step)?;
         let sample_secs = started.elapsed().as_secs_f64();
         let train_started = Instant::now();
-        let sums = self.update(&batch)?;
+        let stats = self.update(&batch)?;
         let train_secs = train_started.elapsed().as_secs_f64();
-        self.metrics(&batch, &sums, sample_secs, train_secs)
+        self.metrics(&batch, &stats, sample_secs, train_secs)
     }
 
-    /// The update of one step: μ passes over the scored responses in minibatches, each
-    /// minibatch one AdamW step on the accumulated gradient of its parts. A loss or gradient
-    /// that is not finite stops with an error naming the step; the policy is then not
-    /// updated by that minibatch. Counts the step as done.
+    /// The update of one step: the library's [`grpo_update`], the very function that trains the
+    /// cat, with this run's settings and learning rate. A loss or gradient that is not finite
+    /// stops with an error naming the step; the policy is then not updated by that minibatch.
+    /// Counts the step as done.
     pub fn update(&mut self, batch: &ScoredBatch) -> Result<UpdateStats> {
-        let step = self.step;
-        let g = self.config.grpo.clone();
-        let how = g.aggregation()?;
-        let n = batch.rollout.responses.len();
-        let lengths = batch.lengths();
-        let prompt_tokens: Vec<f64> = batch
-            .rollout
-            .pads
-            .iter()
-            .map(|&pad| (batch.rollout.prompt_len - pad) as f64)
-            .collect();
-        let lr = g.learning_rate(step);
-        self.opt.lr = lr;
-        let mut rng = StdRng::seed_from_u64(derive_seed(self.seed ^ 0x5A5A, step as u64));
-        let mut sums = UpdateStats {
-            lr,
-            ..UpdateStats::default()
+        let g = &self.config.grpo;
+        self.opt.lr = g.learning_rate(self.step);
+        let settings = UpdateSettings {
+            loss: g.loss_settings(),
+            epochs: g.epochs,
+            minibatches: g.minibatches,
+            micro_batch: g.micro_batch,
+            max_grad_norm: Some(g.max_grad_norm),
+            shuffle_seed: derive_seed(self.seed ^ SHUFFLE, self.step as u64),
         };
-        let total_tokens: f64 = lengths.iter().sum();
-        for epoch in 0..g.epochs {
-            let mut order: Vec<usize> = (0..n).collect();
-            if g.minibatches > 1 {
-                order.shuffle(&mut rng);
-            }
-            for minibatch in order.chunks(g.minibatch_size(n)) {
-                let mb_tokens: f64 = minibatch.iter().map(|&i| lengths[i]).sum();
-                let micro = match g.micro_batch {
-                    0 => minibatch.len(),
-                    m => m,
-                };
-                let mut grads: Vec<Option<Tensor>> = vec![None; self.opt.vars().len()];
-                let mut loss_value = 0.0;
-                for rows in minibatch.chunks(micro) {
-                    let part = batch.part(rows)?;
-                    let part_tokens: f64 = rows.iter().map(|&i| lengths[i]).sum();
-                    let (loss, logp, entropy) =
-                        part_loss(&self.policy, &part, g.clip, g.beta, how, epoch == 0)?;
-                    let share = how.share(rows.len(), minibatch.len(), part_tokens, mb_tokens);
-                    let loss = (loss * share).map_err(candle_err)?;
-                    let value = scalar(&loss)?;
-                    check_finite(step, "loss", value)?;
-                    loss_value += value;
-                    let mut store = loss
-                        .backward()
-                        .doing("the backward pass of the GRPO loss")?;
-                    for (acc, var) in grads.iter_mut().zip(self.opt.vars()) {
-                        if let Some(gr) = store.remove(var.as_tensor()) {
-                            *acc = Some(match acc.take() {
-                                Some(a) => (a + gr).map_err(candle_err)?,
-                                None => gr,
-                            });
-                        }
-                    }
-                    // Diagnostics of this part, weighted by its tokens.
-                    let w = part_tokens / total_tokens.max(1.0) / g.epochs as f64;
-                    sums.kl +=
-                        w * approx_kl(&logp, &part.old_logp, &part.mask).map_err(candle_err)?;
-                    sums.clip += w * clip_frac(&logp, &part.old_logp, &part.mask, g.clip)
-                        .map_err(candle_err)?;
-                    if let Some(e) = entropy {
-                        let mean = (e * &part.mask)
-                            .and_then(|x| x.sum_all())
-                            .map_err(candle_err)?;
-                        sums.entropy += scalar(&mean)? / total_tokens.max(1.0);
-                    }
-                    sums.train_tokens +=
-                        part_tokens + rows.iter().map(|&i| prompt_tokens[i]).sum::<f64>();
-                }
-                let norm = clip_gradients(&mut grads, Some(g.max_grad_norm)).map_err(candle_err)?;
-                check_finite(step, "gradient norm", norm)?;
-                self.opt.step(&grads)?;
-                sums.loss += loss_value;
-                sums.grad_norm += norm;
-                sums.updates += 1.0;
-            }
-        }
+        let stats = grpo_update(
+            &self.policy,
+            &mut self.opt,
+            &batch.rows,
+            &settings,
+            self.step,
+        )?;
         self.step += 1;
-        Ok(sums)
+        Ok(stats)
     }
     // ANCHOR_END: step
 
     fn metrics(
         &self,
         batch: &ScoredBatch,
-        sums: &UpdateStats,
+        stats: &UpdateStats,
         sample_secs: f64,
         train_secs: f64,
     ) -> Result<GrpoStep> {
         let g = &self.config.grpo;
         let lengths = batch.lengths();
-        let lr = sums.lr;
         let n = lengths.len() as f64;
         let mean = |f: &dyn Fn(&crate::lm::reward::Reward) -> f64| {
             batch.rewards.iter().map(f).sum::<f64>() / n
@@ -358,14 +313,23 @@ impl GrpoTrainer {
             )
         };
         let totals: Vec<f64> = batch.rewards.iter().map(|r| r.total).collect();
-        let ro = &batch.rollout;
-        let kl_ref = approx_kl(&batch.ref_logp, &ro.logp, &ro.mask).map_err(candle_err)?;
-        let truncated = ro
+        let rows = &batch.rows;
+        let kl_ref = approx_kl(&rows.ref_logp, &rows.old_logp, &rows.mask)
+            .doing("measuring the KL to the reference")?;
+        let truncated = batch
             .responses
             .iter()
             .filter(|r| r.last() != Some(&crate::lm::tokenizer::EOS))
             .count() as f64
             / n;
+        // Tokens read by the forward and backward passes: prompt and response, no padding.
+        let prompts: usize = rows
+            .inputs
+            .pads
+            .iter()
+            .map(|&p| rows.inputs.prompt_len - p)
+            .sum();
+        let train_tokens = g.epochs as f64 * (prompts as f64 + lengths.iter().sum::<f64>());
         Ok(GrpoStep {
             step: self.step - 1,
             reward: mean(&|r| r.total),
@@ -374,19 +338,19 @@ impl GrpoTrainer {
             accuracy: mean(&|r| r.accuracy),
             format_rate: mean(&|r| r.format),
             frac_reward_zero_std: frac_reward_zero_std(&totals, g.group_size)?,
-            approx_kl: sums.kl,
-            clip_frac: sums.clip,
+            approx_kl: stats.approx_kl,
+            clip_frac: stats.clip_frac,
             kl_ref,
-            entropy: sums.entropy,
-            loss: sums.loss / sums.updates.max(1.0),
-            grad_norm: sums.grad_norm / sums.updates.max(1.0),
-            lr,
+            entropy: stats.entropy,
+            loss: stats.loss,
+            grad_norm: stats.grad_norm,
+            lr: self.opt.lr,
             mean_len: lengths.iter().sum::<f64>() / n,
             len_correct: mean_len_where(true),
             len_incorrect: mean_len_where(false),
             truncated,
             sample_tokens_per_second: lengths.iter().sum::<f64>() / sample_secs.max(1e-9),
-            train_tokens_per_second: sums.train_tokens / train_secs.max(1e-9),
+            train_tokens_per_second: train_tokens / train_secs.max(1e-9),
             seconds: 0.0,
             heldout: None,
         })
@@ -407,44 +371,8 @@ impl GrpoTrainer {
     }
 }
 
-/// What an update measured (sums over its optimizer steps; see [`GrpoStep`] for the means).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct UpdateStats {
-    pub kl: f64,
-    pub clip: f64,
-    pub entropy: f64,
-    pub loss: f64,
-    pub grad_norm: f64,
-    /// Optimizer steps taken.
-    pub updates: f64,
-    /// Tokens read by forward and backward passes (prompt and response, no padding).
-    pub train_tokens: f64,
-    pub lr: f64,
-}
-
-fn scalar(t: &Tensor) -> Result<f64> {
-    t.to_dtype(DType::F64)
-        .and_then(|x| x.to_scalar::<f64>())
-        .map_err(candle_err)
-}
-
 /// `value` as pretty JSON; an error naming `path` if it cannot be (a non-finite number).
 pub fn to_json(value: &impl Serialize, path: &Path) -> Result<String> {
     serde_json::to_string_pretty(value)
         .map_err(|e| Error::invalid(format!("{}", path.display()), format!("cannot write: {e}")))
-}
-
-/// The NaN guard: an error naming the step and the metric if `value` is not finite.
-pub fn check_finite(step: usize, metric: &str, value: f64) -> Result<()> {
-    if value.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::Diverged {
-            step,
-            why: format!(
-                "the {metric} became {value}; stopped before updating the policy with it \
-                 (lower grpo.lr, or check the reference model)"
-            ),
-        })
-    }
 }
