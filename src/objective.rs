@@ -289,6 +289,15 @@ pub fn value_loss(
 }
 // ANCHOR_END: value_loss
 
+// ANCHOR: entropy
+/// The entropy H = −Σ_a π(a) log π(a) of each categorical distribution given by its
+/// log-probabilities along the last dimension: a (…, A) tensor gives a (…) tensor, in nats.
+/// The cat's four moves and the language model's vocabulary both go through it.
+pub fn entropy(logp: &Tensor) -> Result<Tensor> {
+    (logp.exp()? * logp)?.sum(candle_core::D::Minus1)?.neg()
+}
+// ANCHOR_END: entropy
+
 // ANCHOR: diagnostics
 /// The k3 estimate of KL(π_old ‖ π) from samples of π_old: the mean over real steps of
 /// (ρ − 1) − log ρ with log ρ = logp − old_logp. Always ≥ 0, and 0 only when π = π_old.

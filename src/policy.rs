@@ -36,7 +36,7 @@ pub struct Tabular {
 impl Tabular {
     /// A table of zeros: for a policy, the uniformly random cat.
     pub fn zeros(n_cells: usize, outputs: usize, device: &Device) -> Result<Tabular> {
-        let table = Var::zeros((n_cells, outputs), CAT_DTYPE, device).map_err(candle_err)?;
+        let table = Var::zeros((n_cells, outputs), CAT_DTYPE, device).doing("zeros in policy")?;
         Ok(Tabular { table })
     }
 
@@ -44,9 +44,9 @@ impl Tabular {
     pub fn from_array(values: &Array2<f64>, device: &Device) -> Result<Tabular> {
         let t = Tensor::from_iter(values.iter().copied(), device)
             .and_then(|t| t.reshape(values.dim()))
-            .map_err(candle_err)?;
+            .doing("from_array in policy")?;
         Ok(Tabular {
-            table: Var::from_tensor(&t).map_err(candle_err)?,
+            table: Var::from_tensor(&t).doing("from_array in policy")?,
         })
     }
 }
@@ -143,7 +143,7 @@ impl Mlp {
                 b2: t(vec![0.0; outputs], (1, outputs))?,
             })
         };
-        build().map_err(candle_err)
+        build().doing("new in policy")
     }
 }
 
@@ -197,7 +197,7 @@ pub fn policy_table(policy: &dyn Model) -> Result<Array2<f64>> {
             .to_dtype(DType::F64)?
             .to_vec2()
     };
-    let rows = run().map_err(candle_err)?;
+    let rows = run().doing("policy_table in policy")?;
     let n = rows.len();
     Array2::from_shape_vec((n, 4), rows.into_iter().flatten().collect())
         .map_err(|e| Error::invalid("policy", e.to_string()))
@@ -214,7 +214,7 @@ pub fn value_table(value: &dyn Model) -> Result<Vec<f64>> {
             .to_dtype(DType::F64)?
             .to_vec1()
     };
-    run().map_err(candle_err)
+    run().doing("value_table in policy")
 }
 
 fn policy_device(model: &dyn Model) -> Device {
@@ -250,7 +250,7 @@ pub fn entropy(policy: &dyn Model, cells: &Tensor) -> candle_core::Result<Tensor
     let shape = cells.dims().to_vec();
     let logits = policy.forward(&cells.flatten_all()?)?;
     let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-    (logp.exp()? * &logp)?.sum(D::Minus1)?.neg()?.reshape(shape)
+    crate::objective::entropy(&logp)?.reshape(shape)
 }
 
 /// What the cat's policy reads of some episodes: the cell of each step and the move made there,

@@ -16,12 +16,12 @@ use serde::Serialize;
 use crate::advantage::{explained_variance, gae, normalize, state_values};
 use crate::algo::reinforce::to_tensor;
 use crate::algo::{new_model, ModelKind, Opt, OptimizerKind};
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::exact::success_probability;
 use crate::objective::{
     aggregate, approx_kl, clip_frac, clipped_surrogate, value_loss, Aggregation,
 };
-use crate::policy::{candle_err, entropy, log_probs, policy_table, value_table, Model};
+use crate::policy::{entropy, log_probs, policy_table, value_table, Model};
 use crate::rollout::{derive_seed, sample_batch, Batch};
 
 /// Settings of a PPO (or actor-critic) run.
@@ -271,7 +271,7 @@ pub fn train(
         let whole = tensors(&batch, &all, &adv, &targets, &values, false)?;
         let entropy_before = mean_entropy(policy.as_ref(), &whole)
             .and_then(|t| t.to_scalar::<f64>())
-            .map_err(candle_err)?;
+            .doing("train in algo::ppo")?;
         // 3. μ epochs of shuffled minibatch steps on the same batch.
         let mut epochs_run = 0;
         let mut kl = 0.0;
@@ -315,26 +315,27 @@ pub fn train(
                         value_loss(&v, &t.targets, &t.old_values, &t.mask, config.value_clip)?;
                     Ok((actor_loss, critic_loss))
                 };
-                let (actor_loss, critic_loss) = step().map_err(candle_err)?;
+                let (actor_loss, critic_loss) = step().doing("train in algo::ppo")?;
                 actor_opt.clipped_step(&actor_loss, config.max_grad_norm)?;
                 critic_opt.clipped_step(&critic_loss, None)?;
             }
             epochs_run += 1;
-            let logp =
-                log_probs(policy.as_ref(), &whole.states, &whole.actions).map_err(candle_err)?;
-            kl = approx_kl(&logp, &whole.old_logp, &whole.mask).map_err(candle_err)?;
+            let logp = log_probs(policy.as_ref(), &whole.states, &whole.actions)
+                .doing("train in algo::ppo")?;
+            kl = approx_kl(&logp, &whole.old_logp, &whole.mask).doing("train in algo::ppo")?;
             if config.target_kl.is_some_and(|target| kl > target) {
                 break;
             }
         }
-        let logp = log_probs(policy.as_ref(), &whole.states, &whole.actions).map_err(candle_err)?;
+        let logp = log_probs(policy.as_ref(), &whole.states, &whole.actions)
+            .doing("train in algo::ppo")?;
         let frac = clip_frac(
             &logp,
             &whole.old_logp,
             &whole.mask,
             config.clip.unwrap_or(0.2),
         )
-        .map_err(candle_err)?;
+        .doing("train in algo::ppo")?;
         let returns = batch.returns();
         let entry = IterationLog {
             iteration,

@@ -12,8 +12,8 @@ use crate::advantage::{
 use crate::algo::{new_model, ModelKind, Opt, OptimizerKind};
 use crate::error::{Doing, Error, Result};
 use crate::exact::success_probability;
-use crate::objective::{aggregate, reinforce_loss, Aggregation};
-use crate::policy::{candle_err, log_probs, policy_table, value_table, Model};
+use crate::objective::{aggregate, reinforce_loss, value_loss, Aggregation};
+use crate::policy::{log_probs, policy_table, value_table, Model};
 use crate::rollout::{derive_seed, sample_batch, Batch};
 
 /// What each step's log-probability is multiplied by.
@@ -188,7 +188,7 @@ pub fn to_tensor<T: candle_core::WithDType + Copy>(
 ) -> Result<Tensor> {
     Tensor::from_iter(a.iter().copied(), device)
         .and_then(|t| t.reshape(a.dim()))
-        .map_err(candle_err)
+        .doing("to_tensor in algo::reinforce")
 }
 
 // ANCHOR: advantages
@@ -219,7 +219,7 @@ pub fn advantages(
 
 // ANCHOR: fit_value
 /// A few steps of regression of V(s_t) onto the reward-to-go G_t of the batch
-/// (mean squared error over the real steps).
+/// (½ the mean squared error over the real steps: the critic loss of PPO, unclipped).
 pub fn fit_value(
     value: &dyn Model,
     opt: &mut Opt,
@@ -240,8 +240,8 @@ pub fn fit_value(
             let v = value
                 .forward(&states.flatten_all()?)?
                 .reshape(states.dims())?;
-            let sq = (v - &targets)?.sqr()?;
-            aggregate(&sq, &mask, Aggregation::StepMean)
+            // The critic loss of PPO, unclipped (so the old values are not read).
+            value_loss(&v, &targets, &v, &mask, None)
         };
         let loss = loss().doing("the value function's loss")?;
         opt.backward_step(&loss)?;
@@ -251,25 +251,15 @@ pub fn fit_value(
 }
 // ANCHOR_END: fit_value
 
-/// Mean entropy of the policy table over the real steps of a batch.
-pub(crate) fn batch_entropy(table: &Array2<f64>, batch: &Batch) -> f64 {
-    let h: Vec<f64> = table
-        .rows()
-        .into_iter()
-        .map(|p| {
-            -p.iter()
-                .filter(|&&x| x > 0.0)
-                .map(|&x| x * x.ln())
-                .sum::<f64>()
-        })
-        .collect();
-    let total: f64 = batch
-        .states
-        .iter()
-        .zip(batch.mask.iter())
-        .map(|(&s, &m)| m * h[s as usize])
-        .sum();
-    total / batch.steps().max(1) as f64
+/// Mean entropy of the policy over the real steps of a batch, in nats.
+pub(crate) fn batch_entropy(policy: &dyn Model, batch: &Batch) -> Result<f64> {
+    let device = Device::Cpu;
+    let cells = to_tensor(&batch.states, &device)?;
+    let mask = to_tensor(&batch.mask, &device)?;
+    crate::policy::entropy(policy, &cells)
+        .and_then(|h| aggregate(&h, &mask, Aggregation::StepMean))
+        .and_then(|h| h.to_scalar::<f64>())
+        .doing("the policy's entropy")
 }
 
 // ANCHOR: reinforce_train
@@ -310,6 +300,7 @@ pub fn train(
         );
         // 2. Weight every step.
         let adv = advantages(&batch, config.baseline, config.gamma, value.as_deref())?;
+        let entropy = batch_entropy(policy.as_ref(), &batch)?;
         // 3. One gradient step on the REINFORCE loss.
         let loss = {
             let step = || -> candle_core::Result<Tensor> {
@@ -337,7 +328,7 @@ pub fn train(
             mean_return: returns.iter().sum::<f64>() / returns.len() as f64,
             success_rate: batch.success_rate(),
             mean_length: batch.steps() as f64 / batch.episodes() as f64,
-            entropy: batch_entropy(&table, &batch),
+            entropy,
             exact_j: mdp.expected_return(table.view(), 1.0)?,
             exact_success: success_probability(&house, env.config(), &table)?,
             loss,

@@ -20,7 +20,7 @@
 use candle_core::{DType, Device, Tensor};
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::lm::config::LmConfig;
 use crate::lm::data::{self, Sequences};
 use crate::lm::generate::{
@@ -30,7 +30,6 @@ use crate::lm::grpo::{part_loss, token_advantages, GrpoLmConfig, GrpoTrainer, Sc
 use crate::lm::model::{Gpt, GptConfig};
 use crate::lm::sft::{self, SftConfig};
 use crate::lm::tokenizer::Tokenizer;
-use crate::policy::candle_err;
 
 /// The largest absolute differences a correct device may show against the CPU.
 ///
@@ -153,7 +152,7 @@ pub fn compare(
             .and_then(|t| t.to_dtype(DType::F64))
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1::<f64>())
-            .map_err(candle_err)
+            .doing("compare in lm::check")
     };
     let (mut a, mut b) = (flat(got)?, flat(want)?);
     if let Some(m) = mask {
@@ -177,8 +176,8 @@ fn flatten(model: &Gpt, f: impl Fn(&Tensor) -> candle_core::Result<Tensor>) -> R
         .iter()
         .map(|v| f(v.as_tensor())?.flatten_all())
         .collect::<candle_core::Result<Vec<_>>>()
-        .map_err(candle_err)?;
-    Tensor::cat(&parts, 0).map_err(candle_err)
+        .doing("flatten in lm::check")?;
+    Tensor::cat(&parts, 0).doing("flatten in lm::check")
 }
 
 /// Every parameter of `model`, in one vector.
@@ -189,7 +188,7 @@ fn flat_params(model: &Gpt) -> Result<Tensor> {
 /// The gradient of `loss` with respect to every parameter of `model`, in one vector (0 where
 /// a parameter gets none).
 fn gradient(loss: &Tensor, model: &Gpt) -> Result<Tensor> {
-    let grads = loss.backward().map_err(candle_err)?;
+    let grads = loss.backward().doing("gradient in lm::check")?;
     flatten(model, |v| match grads.get(v) {
         Some(g) => Ok(g.clone()),
         None => v.zeros_like(),
@@ -222,8 +221,8 @@ fn check_model(seed: u64, scale: f64) -> Result<Gpt> {
     for (name, v) in m.named_vars() {
         // Layer-norm gains stay 1, so the scale does not compound from block to block.
         if scale != 1.0 && !name.contains("ln") {
-            v.set(&(v.as_tensor() * scale).map_err(candle_err)?)
-                .map_err(candle_err)?;
+            v.set(&(v.as_tensor() * scale).doing("check_model in lm::check")?)
+                .doing("check_model in lm::check")?;
         }
     }
     Ok(m)
@@ -273,10 +272,12 @@ fn check_config() -> LmConfig {
 /// Logits of one full forward pass over `tokens` (B, L), rows left-padded by `pads`.
 fn full_forward(model: &Gpt, tokens: &Tensor, pads: &[usize]) -> Result<Tensor> {
     let device = model.device();
-    let l = tokens.dim(1).map_err(candle_err)?;
+    let l = tokens.dim(1).doing("full_forward in lm::check")?;
     let pos = positions(pads, 0, l, device)?;
     let mask = attention_mask(pads, 0, l, device)?;
-    model.forward(tokens, &pos, &mask, None).map_err(candle_err)
+    model
+        .forward(tokens, &pos, &mask, None)
+        .doing("full_forward in lm::check")
 }
 
 /// The smallest gap between the two largest logits where the greedy rollout `r` of `model`
@@ -284,7 +285,7 @@ fn full_forward(model: &Gpt, tokens: &Tensor, pads: &[usize]) -> Result<Tensor> 
 fn smallest_greedy_gap(model: &Gpt, r: &Rollout) -> Result<f64> {
     let logits = full_forward(model, &r.tokens, &r.pads)?
         .to_vec3::<f32>()
-        .map_err(candle_err)?;
+        .doing("smallest_greedy_gap in lm::check")?;
     let mut gap = f64::INFINITY;
     for (row, resp) in logits.iter().zip(&r.responses) {
         for t in 0..resp.len() {

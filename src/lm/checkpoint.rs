@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::io::{read_text, write_atomic};
 use crate::lm::model::{Gpt, GptConfig};
-use crate::policy::candle_err;
 
 /// The weights file inside a checkpoint folder.
 pub const WEIGHTS: &str = "model.safetensors";
@@ -80,8 +79,10 @@ pub fn load_weights(model: &Gpt, path: &Path) -> Result<()> {
             ));
         }
         check_finite_tensor(&t, path, &name)?;
-        let t = t.to_dtype(var.dtype()).map_err(candle_err)?;
-        var.set(&t).map_err(candle_err)?;
+        let t = t
+            .to_dtype(var.dtype())
+            .doing("load_weights in lm::checkpoint")?;
+        var.set(&t).doing("load_weights in lm::checkpoint")?;
     }
     if let Some(extra) = tensors.keys().min() {
         return Err(bad(
@@ -100,7 +101,7 @@ pub fn check_finite_tensor(t: &Tensor, path: &Path, name: &str) -> Result<()> {
         .to_dtype(candle_core::DType::F32)
         .and_then(|x| x.flatten_all())
         .and_then(|x| x.to_vec1())
-        .map_err(candle_err)?;
+        .doing("check_finite_tensor in lm::checkpoint")?;
     match values.iter().position(|x| !x.is_finite()) {
         None => Ok(()),
         Some(i) => Err(bad(

@@ -19,7 +19,6 @@ use gridworld::rand::{RngExt, SeedableRng};
 use crate::error::{Doing, Error, Result};
 use crate::lm::model::Gpt;
 use crate::lm::tokenizer::{EOS, PAD};
-use crate::policy::candle_err;
 
 /// What is added to the attention score of a position a query may not see.
 const MASKED: f32 = -1e9;
@@ -38,7 +37,7 @@ pub fn positions(pads: &[usize], start: usize, len: usize, device: &Device) -> R
         .iter()
         .flat_map(|&pad| (start..start + len).map(move |i| i.saturating_sub(pad) as u32))
         .collect();
-    Tensor::from_vec(ids, (pads.len(), len), device).map_err(candle_err)
+    Tensor::from_vec(ids, (pads.len(), len), device).doing("positions in lm::generate")
 }
 
 /// The additive attention mask (B, 1, len, start + len) for queries at columns
@@ -58,7 +57,7 @@ pub fn attention_mask(pads: &[usize], start: usize, len: usize, device: &Device)
             }));
         }
     }
-    Tensor::from_vec(m, (pads.len(), 1, len, keys), device).map_err(candle_err)
+    Tensor::from_vec(m, (pads.len(), 1, len, keys), device).doing("attention_mask in lm::generate")
 }
 // ANCHOR_END: layout
 
@@ -216,7 +215,8 @@ pub fn generate(
         .flat_map(|(x, &pad)| std::iter::repeat_n(PAD, pad).chain(x.iter().copied()))
         .collect();
     let mut cache = model.new_cache();
-    let mut input = Tensor::from_vec(padded.clone(), (b, p), &device).map_err(candle_err)?;
+    let mut input =
+        Tensor::from_vec(padded.clone(), (b, p), &device).doing("generate in lm::generate")?;
     let (mut start, mut len) = (0, p);
     let mut responses: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut logps: Vec<Vec<f32>> = vec![Vec::new(); b];
@@ -230,11 +230,11 @@ pub fn generate(
             .doing("the forward pass of a sampling step")?;
         let logprobs = candle_nn::ops::log_softmax(&logits, D::Minus1)
             .and_then(|l| l.to_dtype(DType::F32)?.to_vec2::<f32>())
-            .map_err(candle_err)?;
+            .doing("generate in lm::generate")?;
         let raw = logits
             .to_dtype(DType::F32)
             .and_then(|l| l.to_vec2::<f32>())
-            .map_err(candle_err)?;
+            .doing("generate in lm::generate")?;
         let mut next = vec![PAD; b];
         for i in 0..b {
             let u: f64 = rng.random();
@@ -250,7 +250,7 @@ pub fn generate(
         if done.iter().all(|&d| d) {
             break;
         }
-        input = Tensor::from_vec(next, (b, 1), &device).map_err(candle_err)?;
+        input = Tensor::from_vec(next, (b, 1), &device).doing("generate in lm::generate")?;
         start += len;
         len = 1;
     }
@@ -272,11 +272,11 @@ pub fn generate(
     let logp = grid(&|i, t| logps[i].get(t).copied().unwrap_or(0.0));
     let mask = grid(&|i, t| f32::from(u8::from(t < responses[i].len())));
     Ok(Rollout {
-        tokens: Tensor::from_vec(tokens, (b, p + r), &device).map_err(candle_err)?,
+        tokens: Tensor::from_vec(tokens, (b, p + r), &device).doing("generate in lm::generate")?,
         prompt_len: p,
         pads,
-        logp: Tensor::from_vec(logp, (b, r), &device).map_err(candle_err)?,
-        mask: Tensor::from_vec(mask, (b, r), &device).map_err(candle_err)?,
+        logp: Tensor::from_vec(logp, (b, r), &device).doing("generate in lm::generate")?,
+        mask: Tensor::from_vec(mask, (b, r), &device).doing("generate in lm::generate")?,
         responses,
     })
 }
@@ -308,10 +308,10 @@ pub fn pack(
         mask.extend((0..r).map(|t| f32::from(u8::from(t < y.len()))));
     }
     Ok((
-        Tensor::from_vec(tokens, (b, p + r), device).map_err(candle_err)?,
+        Tensor::from_vec(tokens, (b, p + r), device).doing("pack in lm::generate")?,
         p,
         pads,
-        Tensor::from_vec(mask, (b, r), device).map_err(candle_err)?,
+        Tensor::from_vec(mask, (b, r), device).doing("pack in lm::generate")?,
     ))
 }
 
@@ -327,7 +327,7 @@ pub fn response_logp(
     pads: &[usize],
     with_entropy: bool,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let (_, l) = tokens.dims2().map_err(candle_err)?;
+    let (_, l) = tokens.dims2().doing("response_logp in lm::generate")?;
     if prompt_len == 0 || prompt_len >= l {
         return Err(Error::invalid(
             "batch",
@@ -351,13 +351,13 @@ pub fn response_logp(
             .unsqueeze(2)?;
         let logp = logprobs.gather(&targets, 2)?.squeeze(2)?;
         let entropy = if with_entropy {
-            Some((logprobs.exp()? * &logprobs)?.sum(D::Minus1)?.neg()?)
+            Some(crate::objective::entropy(&logprobs)?)
         } else {
             None
         };
         Ok((logp, entropy))
     };
-    run().map_err(candle_err)
+    run().doing("response_logp in lm::generate")
     // ANCHOR_END: ex_8_1
 }
 // ANCHOR_END: response_logp

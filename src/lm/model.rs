@@ -14,9 +14,8 @@ use gridworld::rand::rngs::StdRng;
 use gridworld::rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
 use crate::lm::fused;
-use crate::policy::candle_err;
 
 /// The shape of a model.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -339,7 +338,7 @@ impl Gpt {
                 device: device.clone(),
             })
         };
-        let gpt = build().map_err(candle_err)?;
+        let gpt = build().doing("new in lmel")?;
         gpt.init(seed)?;
         Ok(gpt)
     }
@@ -366,8 +365,8 @@ impl Gpt {
                 };
                 (0..n).map(|_| (std * normal(&mut rng)) as f32).collect()
             };
-            let t = Tensor::from_vec(values, var.shape(), &self.device).map_err(candle_err)?;
-            var.set(&t).map_err(candle_err)?;
+            let t = Tensor::from_vec(values, var.shape(), &self.device).doing("init in lmel")?;
+            var.set(&t).doing("init in lmel")?;
         }
         Ok(())
     }
@@ -416,8 +415,13 @@ impl Gpt {
         let other = Gpt::new(&self.config, 0, device)?;
         for ((_, to), (_, from)) in other.named_vars().iter().zip(self.named_vars()) {
             // `set` copies the values: the copy shares no storage with `self`.
-            to.set(&from.as_tensor().to_device(device).map_err(candle_err)?)
-                .map_err(candle_err)?;
+            to.set(
+                &from
+                    .as_tensor()
+                    .to_device(device)
+                    .doing("copy_to in lmel")?,
+            )
+            .doing("copy_to in lmel")?;
         }
         Ok(other)
     }

@@ -14,7 +14,6 @@ use crate::lm::model::Gpt;
 use crate::lm::task::Task;
 use crate::objective::{aggregate, Aggregation};
 use crate::optim::{AdamW, Opt};
-use crate::policy::candle_err;
 
 /// How to fine-tune.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -172,7 +171,7 @@ pub fn train(
         let lr = learning_rate(step, config.steps, config.warmup, config.lr);
         opt.set_lr(lr);
         let loss = sft_loss(model, &prompts, &responses)?;
-        let loss_value = loss.to_scalar::<f32>().map_err(candle_err)? as f64;
+        let loss_value = loss.to_scalar::<f32>().doing("train in lm::sft")? as f64;
         if !loss_value.is_finite() {
             return Err(Error::Diverged {
                 step,
