@@ -47,7 +47,8 @@ pub struct PpoConfig {
     pub normalize_advantages: bool,
     /// Global gradient-norm limit for each step.
     pub max_grad_norm: Option<f64>,
-    /// Stop an iteration's epochs early once approx_kl to π_old exceeds this.
+    /// Stop an iteration's epochs early once an epoch's approx_kl (measured during it) exceeds
+    /// this.
     pub target_kl: Option<f64>,
     /// Weight of the entropy bonus.
     pub entropy_coef: f64,
@@ -150,9 +151,11 @@ pub struct IterationLog {
     pub exact_j: f64,
     /// Exact probability that that policy reaches the meat within the step limit.
     pub exact_success: f64,
-    /// k3 estimate of KL(π_old ‖ π) on the batch after the update.
+    /// k3 estimate of KL(π_old ‖ π) during the update: measured on each minibatch before its
+    /// step, weighted by its steps, averaged over the epochs run (the definition of
+    /// [`UpdateStats`](crate::update::UpdateStats), the same for every trainer).
     pub approx_kl: f64,
-    /// Fraction of the batch's steps whose ratio ended outside the clip range.
+    /// Fraction of steps whose ratio was outside the clip range, measured like `approx_kl`.
     pub clip_frac: f64,
     /// How well the critic (before the update) explained the value targets.
     pub explained_variance: f64,
@@ -272,15 +275,20 @@ pub fn train(
         let entropy_before = mean_entropy(policy.as_ref(), &whole)
             .and_then(|t| t.to_scalar::<f64>())
             .doing("train in algo::ppo")?;
-        // 3. μ epochs of shuffled minibatch steps on the same batch.
+        // 3. μ epochs of shuffled minibatch steps on the same batch. approx_kl and clip_frac
+        //    are measured on each minibatch just before its step, weighted by its steps, as in
+        //    every trainer of the library (see `UpdateStats`).
         let mut epochs_run = 0;
-        let mut kl = 0.0;
+        let (mut kl, mut frac) = (0.0, 0.0);
+        let total_steps = batch.steps().max(1) as f64;
+        let clip = config.clip.unwrap_or(0.2);
         for _ in 0..config.epochs {
             let mut order = all.clone();
             for i in (1..order.len()).rev() {
                 order.swap(i, rng.random_range(0..=i));
             }
             let size = order.len().div_ceil(config.minibatches);
+            let (mut epoch_kl, mut epoch_frac) = (0.0, 0.0);
             for rows in order.chunks(size) {
                 let t = tensors(
                     &batch,
@@ -290,7 +298,7 @@ pub fn train(
                     &values,
                     config.normalize_advantages,
                 )?;
-                let step = || -> candle_core::Result<(Tensor, Tensor)> {
+                let step = || -> candle_core::Result<(Tensor, Tensor, Tensor)> {
                     let logp = log_probs(policy.as_ref(), &t.states, &t.actions)?;
                     let pg = match config.clip {
                         Some(eps) => clipped_surrogate(
@@ -313,29 +321,24 @@ pub fn train(
                         .reshape(t.states.dims())?;
                     let critic_loss =
                         value_loss(&v, &t.targets, &t.old_values, &t.mask, config.value_clip)?;
-                    Ok((actor_loss, critic_loss))
+                    Ok((actor_loss, critic_loss, logp))
                 };
-                let (actor_loss, critic_loss) = step().doing("train in algo::ppo")?;
+                let (actor_loss, critic_loss, logp) = step().doing("the PPO losses")?;
+                let w = rows.iter().map(|&i| batch.lengths[i]).sum::<usize>() as f64 / total_steps;
+                epoch_kl += w * approx_kl(&logp, &t.old_logp, &t.mask).doing("approx_kl")?;
+                epoch_frac +=
+                    w * clip_frac(&logp, &t.old_logp, &t.mask, clip).doing("clip_frac")?;
                 actor_opt.clipped_step(&actor_loss, config.max_grad_norm)?;
                 critic_opt.clipped_step(&critic_loss, None)?;
             }
             epochs_run += 1;
-            let logp = log_probs(policy.as_ref(), &whole.states, &whole.actions)
-                .doing("train in algo::ppo")?;
-            kl = approx_kl(&logp, &whole.old_logp, &whole.mask).doing("train in algo::ppo")?;
-            if config.target_kl.is_some_and(|target| kl > target) {
+            kl += epoch_kl;
+            frac += epoch_frac;
+            if config.target_kl.is_some_and(|target| epoch_kl > target) {
                 break;
             }
         }
-        let logp = log_probs(policy.as_ref(), &whole.states, &whole.actions)
-            .doing("train in algo::ppo")?;
-        let frac = clip_frac(
-            &logp,
-            &whole.old_logp,
-            &whole.mask,
-            config.clip.unwrap_or(0.2),
-        )
-        .doing("train in algo::ppo")?;
+        let (kl, frac) = (kl / epochs_run as f64, frac / epochs_run as f64);
         let returns = batch.returns();
         let entry = IterationLog {
             iteration,

@@ -170,7 +170,12 @@ pub fn lambda_table(stats: &[LambdaStats]) -> String {
     for r in stats {
         s.push_str(&format!(
             "| {} | {} | {:.1} | {:.1} | {:.1} |\n",
-            r.critic, r.lambda, r.bias_sq, r.variance, r.mse
+            // A squared bias estimated as a difference can come out as −0.0 by rounding.
+            r.critic,
+            r.lambda,
+            r.bias_sq.max(0.0),
+            r.variance,
+            r.mse
         ));
     }
     s

@@ -274,7 +274,7 @@ pub fn clipping(seed: u64, mut progress: impl FnMut()) -> Result<(Vec<ClipRun>, 
             plot::learning_curves(
                 &x,
                 &series(|r| &r.approx_kl),
-                "PPO with 20 epochs per batch: approx_kl to π_old after each iteration",
+                "PPO with 20 epochs per batch: approx_kl to π_old during each update",
                 "episodes sampled",
                 "approx_kl (k3)",
                 None,
