@@ -28,6 +28,7 @@ pub mod progress;
 pub mod rollout;
 pub mod tour;
 pub mod update;
+pub mod validate;
 
 pub use candle_core as candle;
 pub use candle_nn;

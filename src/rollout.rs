@@ -112,6 +112,17 @@ pub fn mean_or_none(values: impl IntoIterator<Item = f64>) -> Option<f64> {
     (n > 0).then(|| sum / n as f64)
 }
 
+/// Streams of [`derive_seed`] that a trainer draws from besides its per-iteration rollouts
+/// (streams 0, 1, 2, … are the iterations), so that no two uses of a run's seed collide.
+pub mod stream {
+    /// The initial weights of the policy.
+    pub const POLICY: u64 = u64::MAX;
+    /// The initial weights of the value function.
+    pub const VALUE: u64 = u64::MAX - 1;
+    /// The trainer's own choices: the questions of GRPO, the minibatch order of PPO.
+    pub const CHOICES: u64 = u64::MAX - 2;
+}
+
 /// A seed for the `i`-th of many runs derived from one base seed (SplitMix64), so that runs
 /// are independent of each other yet all fixed by the base seed.
 pub fn derive_seed(seed: u64, i: u64) -> u64 {

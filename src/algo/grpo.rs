@@ -21,8 +21,9 @@ use crate::exact::{outcome_lengths, success_probability};
 use crate::objective::{approx_kl, Aggregation, LossSettings};
 use crate::optim::AdamW;
 use crate::policy::{policy_table, Model, Steps};
-use crate::rollout::{derive_seed, mean_or_none, sample_groups, Batch};
+use crate::rollout::{derive_seed, mean_or_none, sample_groups, stream, Batch};
 use crate::update::{grpo_update, Rows, UpdateSettings};
+use crate::validate;
 
 // ANCHOR: outcome_reward
 /// The one number an episode is scored with, given at its end.
@@ -144,41 +145,24 @@ impl GrpoConfig {
 
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
-        for (name, v) in [
-            ("iterations", self.iterations),
-            ("questions_per_iteration", self.questions_per_iteration),
-            ("epochs", self.epochs),
-        ] {
-            if v == 0 {
-                return Err(Error::invalid(name, "must be at least 1"));
-            }
-        }
-        if self.group_size < 2 {
-            return Err(Error::invalid(
-                "group_size",
-                format!(
-                    "{}: a group needs at least 2 answers to compare them with each other",
-                    self.group_size
-                ),
-            ));
-        }
-        for (name, v) in [("clip", Some(self.clip)), ("lr", Some(self.lr))]
-            .into_iter()
-            .chain([("max_grad_norm", self.max_grad_norm)])
-        {
-            if let Some(v) = v {
-                if !(v > 0.0 && v.is_finite()) {
-                    return Err(Error::invalid(
-                        name,
-                        format!("{v} must be a positive number"),
-                    ));
-                }
-            }
-        }
-        if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return Err(Error::invalid("beta", format!("{} must be ≥ 0", self.beta)));
-        }
-        Ok(())
+        validate::counts(
+            [
+                ("iterations", self.iterations),
+                ("questions_per_iteration", self.questions_per_iteration),
+                ("epochs", self.epochs),
+            ],
+            1,
+        )?;
+        validate::rule(
+            "group_size",
+            self.group_size,
+            self.group_size >= 2,
+            "is too small: a group needs at least 2 answers to compare them with each other",
+        )?;
+        validate::positive("clip", self.clip)?;
+        validate::positive("lr", self.lr)?;
+        validate::positive_if_set("max_grad_norm", self.max_grad_norm)?;
+        validate::non_negative("beta", self.beta)
     }
 }
 
@@ -261,7 +245,7 @@ pub fn train(
         config.policy,
         env.house(),
         4,
-        derive_seed(config.seed, u64::MAX),
+        derive_seed(config.seed, stream::POLICY),
     )?;
     train_from(env, config, policy, None, on_iteration)
 }
@@ -327,7 +311,7 @@ pub fn train_from(
     }
     let device = Device::Cpu;
     let mut opt = AdamW::over(policy.vars(), config.lr, 0.0)?;
-    let mut rng = StdRng::seed_from_u64(derive_seed(config.seed, u64::MAX - 2));
+    let mut rng = StdRng::seed_from_u64(derive_seed(config.seed, stream::CHOICES));
     let g = config.group_size;
     let settings = UpdateSettings {
         loss: LossSettings {

@@ -22,7 +22,9 @@ use crate::objective::{
     aggregate, approx_kl, clip_frac, clipped_surrogate, value_loss, Aggregation,
 };
 use crate::policy::{entropy, log_probs, policy_table, value_table, Model};
-use crate::rollout::{derive_seed, sample_batch, Batch};
+use crate::rollout::{derive_seed, sample_batch, stream, Batch};
+use crate::update::{check_finite, scalar};
+use crate::validate;
 
 /// Settings of a PPO (or actor-critic) run.
 #[derive(Clone, Debug)]
@@ -86,17 +88,15 @@ impl Default for PpoConfig {
 impl PpoConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
-        let positive = |name: &str, v: usize| {
-            if v == 0 {
-                Err(Error::invalid(name, "must be at least 1"))
-            } else {
-                Ok(())
-            }
-        };
-        positive("iterations", self.iterations)?;
-        positive("episodes_per_iteration", self.episodes_per_iteration)?;
-        positive("epochs", self.epochs)?;
-        positive("minibatches", self.minibatches)?;
+        validate::counts(
+            [
+                ("iterations", self.iterations),
+                ("episodes_per_iteration", self.episodes_per_iteration),
+                ("epochs", self.epochs),
+                ("minibatches", self.minibatches),
+            ],
+            1,
+        )?;
         if self.minibatches > self.episodes_per_iteration {
             return Err(Error::invalid(
                 "minibatches",
@@ -106,32 +106,15 @@ impl PpoConfig {
                 ),
             ));
         }
-        for (name, v) in [("gamma", self.gamma), ("lambda", self.lambda)] {
-            if !(0.0..=1.0).contains(&v) {
-                return Err(Error::invalid(name, format!("{v} must lie in [0, 1]")));
-            }
-        }
-        for (name, v) in [
-            ("clip", self.clip),
-            ("value_clip", self.value_clip),
-            ("target_kl", self.target_kl),
-            ("max_grad_norm", self.max_grad_norm),
-        ] {
-            if let Some(v) = v {
-                if !(v > 0.0 && v.is_finite()) {
-                    return Err(Error::invalid(
-                        name,
-                        format!("{v} must be a positive number"),
-                    ));
-                }
-            }
-        }
-        if !(self.entropy_coef >= 0.0 && self.entropy_coef.is_finite()) {
-            return Err(Error::invalid(
-                "entropy_coef",
-                format!("{} must be ≥ 0", self.entropy_coef),
-            ));
-        }
+        validate::within("gamma", self.gamma, 0.0, 1.0)?;
+        validate::within("lambda", self.lambda, 0.0, 1.0)?;
+        validate::positive("lr", self.lr)?;
+        validate::positive("value_lr", self.value_lr)?;
+        validate::positive_if_set("clip", self.clip)?;
+        validate::positive_if_set("value_clip", self.value_clip)?;
+        validate::positive_if_set("target_kl", self.target_kl)?;
+        validate::positive_if_set("max_grad_norm", self.max_grad_norm)?;
+        validate::non_negative("entropy_coef", self.entropy_coef)?;
         Ok(())
     }
 }
@@ -232,16 +215,21 @@ pub fn train(
     config.validate()?;
     let house = env.house().clone();
     let mdp = env.mdp();
-    let policy = new_model(config.policy, &house, 4, derive_seed(config.seed, u64::MAX))?;
+    let policy = new_model(
+        config.policy,
+        &house,
+        4,
+        derive_seed(config.seed, stream::POLICY),
+    )?;
     let value = new_model(
         config.value,
         &house,
         1,
-        derive_seed(config.seed, u64::MAX - 1),
+        derive_seed(config.seed, stream::VALUE),
     )?;
     let mut actor_opt = Opt::new(OptimizerKind::Adam, policy.vars(), config.lr)?;
     let mut critic_opt = Opt::new(OptimizerKind::Adam, value.vars(), config.value_lr)?;
-    let mut rng = StdRng::seed_from_u64(derive_seed(config.seed, u64::MAX - 2));
+    let mut rng = StdRng::seed_from_u64(derive_seed(config.seed, stream::CHOICES));
     let mut log = Vec::with_capacity(config.iterations);
     for iteration in 0..config.iterations {
         // 1. Roll out π_old; keep its log-probabilities (batch.logp) and the critic's values.
@@ -324,6 +312,8 @@ pub fn train(
                     Ok((actor_loss, critic_loss, logp))
                 };
                 let (actor_loss, critic_loss, logp) = step().doing("the PPO losses")?;
+                check_finite(iteration, "actor loss", scalar(&actor_loss)?)?;
+                check_finite(iteration, "critic loss", scalar(&critic_loss)?)?;
                 let w = rows.iter().map(|&i| batch.lengths[i]).sum::<usize>() as f64 / total_steps;
                 epoch_kl += w * approx_kl(&logp, &t.old_logp, &t.mask).doing("approx_kl")?;
                 epoch_frac +=
@@ -354,12 +344,7 @@ pub fn train(
             explained_variance: ev,
             epochs: epochs_run,
         };
-        if !kl.is_finite() {
-            return Err(Error::invalid(
-                "training",
-                format!("approx_kl became {kl} at iteration {iteration}; lower the learning rate"),
-            ));
-        }
+        check_finite(iteration, "approx_kl", kl)?;
         on_iteration(&entry);
         log.push(entry);
     }

@@ -14,7 +14,9 @@ use crate::error::{Doing, Error, Result};
 use crate::exact::success_probability;
 use crate::objective::{aggregate, reinforce_loss, value_loss, Aggregation};
 use crate::policy::{log_probs, policy_table, value_table, Model};
-use crate::rollout::{derive_seed, sample_batch, Batch};
+use crate::rollout::{derive_seed, sample_batch, stream, Batch};
+use crate::update::{check_finite, scalar};
+use crate::validate;
 
 /// What each step's log-probability is multiplied by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -121,30 +123,16 @@ impl Default for ReinforceConfig {
 impl ReinforceConfig {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<()> {
-        if self.updates == 0 {
-            return Err(Error::invalid("updates", "must be at least 1"));
-        }
-        if self.episodes_per_update < 2 {
-            return Err(Error::invalid(
-                "episodes_per_update",
-                "must be at least 2 (the mean baseline compares episodes with each other)",
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.gamma) {
-            return Err(Error::invalid(
-                "gamma",
-                format!("{} must lie in [0, 1]", self.gamma),
-            ));
-        }
-        for (name, lr) in [("lr", self.lr), ("value_lr", self.value_lr)] {
-            if !(lr > 0.0 && lr.is_finite()) {
-                return Err(Error::invalid(
-                    name,
-                    format!("{lr} must be a positive number"),
-                ));
-            }
-        }
-        Ok(())
+        validate::count("updates", self.updates, 1, usize::MAX)?;
+        validate::rule(
+            "episodes_per_update",
+            self.episodes_per_update,
+            self.episodes_per_update >= 2,
+            "is too small: the mean baseline compares at least 2 episodes with each other",
+        )?;
+        validate::within("gamma", self.gamma, 0.0, 1.0)?;
+        validate::positive("lr", self.lr)?;
+        validate::positive("value_lr", self.value_lr)
     }
 }
 
@@ -273,14 +261,19 @@ pub fn train(
     let house = env.house().clone();
     let mdp = env.mdp();
     let device = Device::Cpu;
-    let policy = new_model(config.policy, &house, 4, derive_seed(config.seed, u64::MAX))?;
+    let policy = new_model(
+        config.policy,
+        &house,
+        4,
+        derive_seed(config.seed, stream::POLICY),
+    )?;
     let mut opt = Opt::new(config.optimizer, policy.vars(), config.lr)?;
     let value = match config.baseline {
         Baseline::Learned => Some(new_model(
             config.value,
             &house,
             1,
-            derive_seed(config.seed, u64::MAX - 1),
+            derive_seed(config.seed, stream::VALUE),
         )?),
         _ => None,
     };
@@ -314,8 +307,10 @@ pub fn train(
                 reinforce_loss(&logp, &adv, &mask, config.aggregation)
             };
             let loss = step().doing("the REINFORCE loss")?;
+            let value = scalar(&loss)?;
+            check_finite(update, "loss", value)?;
             opt.backward_step(&loss)?;
-            loss.to_scalar::<f64>().doing("the REINFORCE loss")?
+            value
         };
         // 4. Fit the value function to this batch's returns (after using it).
         if let (Some(v), Some(o)) = (value.as_deref(), value_opt.as_mut()) {
@@ -333,15 +328,6 @@ pub fn train(
             exact_success: success_probability(&house, env.config(), &table)?,
             loss,
         };
-        if !entry.loss.is_finite() {
-            return Err(Error::invalid(
-                "training",
-                format!(
-                    "the loss became {} at update {update}; lower the learning rate",
-                    entry.loss
-                ),
-            ));
-        }
         on_update(&entry);
         log.push(entry);
     }

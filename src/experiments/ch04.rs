@@ -164,17 +164,22 @@ pub fn lambda_sweep(config: &Ch04Config, mut progress: impl FnMut()) -> Result<V
 }
 // ANCHOR_END: lambda_sweep
 
+/// A squared quantity estimated as a difference, which rounding can leave a hair below 0
+/// (printed as −0.0).
+fn non_negative(x: f64) -> f64 {
+    x.max(0.0) + 0.0
+}
+
 /// The λ sweep as a markdown table.
 pub fn lambda_table(stats: &[LambdaStats]) -> String {
     let mut s = String::from("| critic | λ | bias² | variance | MSE |\n|---|---|---|---|---|\n");
     for r in stats {
         s.push_str(&format!(
             "| {} | {} | {:.1} | {:.1} | {:.1} |\n",
-            // A squared bias estimated as a difference can come out as −0.0 by rounding.
             r.critic,
             r.lambda,
-            r.bias_sq.max(0.0),
-            r.variance,
+            non_negative(r.bias_sq),
+            non_negative(r.variance),
             r.mse
         ));
     }

@@ -16,6 +16,7 @@ use crate::lm::sft::SftConfig;
 use crate::lm::task::{task_by_name, Task};
 use crate::lm::tokenizer::Tokenizer;
 use crate::objective::{Aggregation, LossSettings};
+use crate::validate;
 
 /// Which task, how hard.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,9 +135,7 @@ impl LmConfig {
             ("eval.max_new_tokens", self.eval.max_new_tokens, 1 << 20),
             ("grpo.max_new_tokens", self.grpo.max_new_tokens, 1 << 20),
         ] {
-            if value > most {
-                return Err(Error::invalid(key, format!("{value} is more than {most}")));
-            }
+            validate::count(key, value, 0, most)?;
         }
         let needed = longest_example(task.as_ref(), self.task.difficulty)?;
         if needed > self.model.context {
@@ -380,85 +379,40 @@ impl GrpoLmConfig {
     /// Checks the values; errors name the key (`grpo.clip`, …).
     pub fn validate(&self) -> Result<()> {
         let key = |k: &str| format!("grpo.{k}");
-        for (k, v) in [
-            ("steps", self.steps),
-            ("prompts", self.prompts),
-            ("epochs", self.epochs),
-            ("minibatches", self.minibatches),
-            ("max_new_tokens", self.max_new_tokens),
-            ("eval_problems", self.eval_problems),
-        ] {
-            if v == 0 {
-                return Err(Error::invalid(key(k), "must be at least 1"));
-            }
-        }
-        if self.epochs > 1000 {
-            return Err(Error::invalid(
-                key("epochs"),
-                format!(
-                    "{} is more than 1000 passes over one step's responses",
-                    self.epochs
-                ),
-            ));
-        }
-        if self.warmup > self.steps {
-            return Err(Error::invalid(
-                key("warmup"),
-                format!("{} is more than grpo.steps = {}", self.warmup, self.steps),
-            ));
-        }
-        if self.group_size < 2 {
-            return Err(Error::invalid(
-                key("group_size"),
-                format!(
-                    "{}: a group needs at least 2 responses to compare them with each other",
-                    self.group_size
-                ),
-            ));
-        }
-        if self.minibatches > self.responses() {
-            return Err(Error::invalid(
-                key("minibatches"),
-                format!(
-                    "{} is more than the {} responses of a step",
-                    self.minibatches,
-                    self.responses()
-                ),
-            ));
-        }
-        for (k, v) in [("clip", self.clip), ("max_grad_norm", self.max_grad_norm)] {
-            if !(v > 0.0 && v.is_finite()) {
-                return Err(Error::invalid(key(k), format!("{v} must be positive")));
-            }
-        }
-        if !(self.lr > 0.0 && self.lr <= 1.0) {
-            return Err(Error::invalid(
-                key("lr"),
-                format!("{} must be in (0, 1]", self.lr),
-            ));
-        }
-        if !(self.beta >= 0.0 && self.beta.is_finite()) {
-            return Err(Error::invalid(
-                key("beta"),
-                format!("{} must be ≥ 0", self.beta),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.weight_decay) {
-            return Err(Error::invalid(
-                key("weight_decay"),
-                format!("{} must be in [0, 1]", self.weight_decay),
-            ));
-        }
-        if !(self.temperature > 0.0 && self.temperature <= 10.0) {
-            return Err(Error::invalid(
-                key("temperature"),
-                format!(
-                    "{} must be in (0, 10]: greedy answers would all be the same",
-                    self.temperature
-                ),
-            ));
-        }
-        Ok(())
+        validate::counts(
+            [
+                ("steps", self.steps),
+                ("prompts", self.prompts),
+                ("epochs", self.epochs),
+                ("minibatches", self.minibatches),
+                ("max_new_tokens", self.max_new_tokens),
+                ("eval_problems", self.eval_problems),
+            ]
+            .map(|(k, v)| (key(k), v)),
+            1,
+        )?;
+        let why = "is more than 1000 passes over one step's responses";
+        validate::rule(&key("epochs"), self.epochs, self.epochs <= 1000, why)?;
+        let why = format!("is more than grpo.steps = {}", self.steps);
+        validate::rule(&key("warmup"), self.warmup, self.warmup <= self.steps, &why)?;
+        let why =
+            "is too small: a group needs at least 2 responses to compare them with each other";
+        validate::rule(
+            &key("group_size"),
+            self.group_size,
+            self.group_size >= 2,
+            why,
+        )?;
+        let why = format!("is more than the {} responses of a step", self.responses());
+        let fits = self.minibatches <= self.responses();
+        validate::rule(&key("minibatches"), self.minibatches, fits, &why)?;
+        validate::positive(&key("clip"), self.clip)?;
+        validate::positive(&key("max_grad_norm"), self.max_grad_norm)?;
+        validate::positive_at_most(&key("lr"), self.lr, 1.0)?;
+        validate::non_negative(&key("beta"), self.beta)?;
+        validate::within(&key("weight_decay"), self.weight_decay, 0.0, 1.0)?;
+        // Greedy answers (temperature 0) would all be the same.
+        validate::positive_at_most(&key("temperature"), self.temperature, 10.0)
     }
 
     /// The learning rate at `step`: linear warm-up, then constant.

@@ -5,10 +5,15 @@ use gridworld::rand::rngs::StdRng;
 use gridworld::rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lm::task::{sample_problem, Problem, Split, Task};
 use crate::lm::tokenizer::{Tokenizer, EOS};
 use crate::rollout::derive_seed;
+use crate::validate;
+
+/// Mixed into the seed for the slips and missing tags of the worked traces, a stream apart
+/// from the problems themselves.
+const TRACE_NOISE: u64 = 0x5EED_DA7A;
 
 /// How often the teacher errs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,21 +37,14 @@ impl Default for DataConfig {
 impl DataConfig {
     /// Both rates in [0, 1] with a sum of at most 1; errors name the key.
     pub fn validate(&self) -> Result<()> {
-        for (key, r) in [
-            ("data.slip_rate", self.slip_rate),
-            ("data.missing_tag_rate", self.missing_tag_rate),
-        ] {
-            if !(0.0..=1.0).contains(&r) {
-                return Err(Error::invalid(key, format!("{r} must be in [0, 1]")));
-            }
-        }
-        if self.slip_rate + self.missing_tag_rate > 1.0 {
-            return Err(Error::invalid(
-                "data.missing_tag_rate",
-                "data.slip_rate + data.missing_tag_rate must be at most 1",
-            ));
-        }
-        Ok(())
+        validate::within("data.slip_rate", self.slip_rate, 0.0, 1.0)?;
+        validate::within("data.missing_tag_rate", self.missing_tag_rate, 0.0, 1.0)?;
+        validate::rule(
+            "data.missing_tag_rate",
+            self.missing_tag_rate,
+            self.slip_rate + self.missing_tag_rate <= 1.0,
+            "is too large: data.slip_rate + data.missing_tag_rate must be at most 1",
+        )
     }
 
     /// The fraction of traces that are fully correct (right answer, right format).
@@ -126,7 +124,7 @@ pub fn batch(
         .map(|i| {
             let n = (step * batch + i) as u64;
             let problem = sample_problem(task, seed, n, difficulty, Split::Train);
-            let mut rng = StdRng::seed_from_u64(derive_seed(seed ^ 0x5EED_DA7A, n));
+            let mut rng = StdRng::seed_from_u64(derive_seed(seed ^ TRACE_NOISE, n));
             example(task, problem, config, &mut rng)
         })
         .collect()

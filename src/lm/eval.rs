@@ -13,6 +13,7 @@ use crate::lm::reward::{score, RewardWeights};
 use crate::lm::task::{sample_problem, Problem, Split, Task};
 use crate::lm::tokenizer::Tokenizer;
 use crate::rollout::{derive_seed, mean_or_none};
+use crate::validate;
 
 /// The seed of the held-out set: every run of the book evaluates on the same problems.
 pub const HELDOUT_SEED: u64 = 0x0E7A_1000;
@@ -48,16 +49,15 @@ impl Default for EvalConfig {
 impl EvalConfig {
     /// Checks the values; errors name the key (`eval.k`, …).
     pub fn validate(&self) -> Result<()> {
-        for (key, v) in [
-            ("eval.problems", self.problems),
-            ("eval.k", self.k),
-            ("eval.max_new_tokens", self.max_new_tokens),
-            ("eval.batch_size", self.batch_size),
-        ] {
-            if v == 0 {
-                return Err(Error::invalid(key, "must be at least 1"));
-            }
-        }
+        validate::counts(
+            [
+                ("eval.problems", self.problems),
+                ("eval.k", self.k),
+                ("eval.max_new_tokens", self.max_new_tokens),
+                ("eval.batch_size", self.batch_size),
+            ],
+            1,
+        )?;
         SampleConfig {
             temperature: self.temperature,
             top_k: 0,

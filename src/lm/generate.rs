@@ -19,6 +19,7 @@ use gridworld::rand::{RngExt, SeedableRng};
 use crate::error::{Doing, Error, Result};
 use crate::lm::model::Gpt;
 use crate::lm::tokenizer::{EOS, PAD};
+use crate::validate;
 
 /// What is added to the attention score of a position a query may not see.
 const MASKED: f32 = -1e9;
@@ -95,19 +96,14 @@ impl SampleConfig {
 
     /// Checks the values; errors name the key under `section` (e.g. `eval.temperature`).
     pub fn validate(&self, section: &str) -> Result<()> {
-        if !(self.temperature.is_finite() && (0.0..=10.0).contains(&self.temperature)) {
-            return Err(Error::invalid(
-                format!("{section}.temperature"),
-                format!("{} must be in [0, 10]", self.temperature),
-            ));
-        }
-        if self.max_new_tokens == 0 {
-            return Err(Error::invalid(
-                format!("{section}.max_new_tokens"),
-                "must be at least 1",
-            ));
-        }
-        Ok(())
+        let temperature = format!("{section}.temperature");
+        validate::within(&temperature, self.temperature, 0.0, 10.0)?;
+        validate::count(
+            &format!("{section}.max_new_tokens"),
+            self.max_new_tokens,
+            1,
+            usize::MAX,
+        )
     }
 }
 

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Doing, Error, Result};
 use crate::lm::fused;
+use crate::validate;
 
 /// The shape of a model.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,18 +67,15 @@ pub const MAX_PARAMETERS: usize = 4_000_000_000;
 impl GptConfig {
     /// Checks the sizes; errors name the field (`model.heads`, …).
     pub fn validate(&self) -> Result<()> {
-        let positive = [
+        for (key, v) in [
             ("model.vocab", self.vocab),
             ("model.context", self.context),
             ("model.d_model", self.d_model),
             ("model.layers", self.layers),
             ("model.heads", self.heads),
             ("model.mlp", self.mlp),
-        ];
-        for (key, v) in positive {
-            if v == 0 || v > 1 << 20 {
-                return Err(Error::invalid(key, format!("{v} must be in 1..=1048576")));
-            }
+        ] {
+            validate::count(key, v, 1, 1 << 20)?;
         }
         let (v, c, d, m) = (
             self.vocab as f64,

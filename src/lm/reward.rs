@@ -7,8 +7,9 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lm::task::{Problem, Task};
+use crate::validate;
 
 const THINK: &str = "<think>";
 const THINK_END: &str = "</think>";
@@ -74,21 +75,15 @@ impl Default for RewardWeights {
 impl RewardWeights {
     /// Both weights in [0, 10⁶], not both zero.
     pub fn validate(&self) -> Result<()> {
-        for (key, w) in [
-            ("reward.format", self.format),
-            ("reward.accuracy", self.accuracy),
-        ] {
-            if !(w.is_finite() && (0.0..=1e6).contains(&w)) {
-                return Err(Error::invalid(
-                    key,
-                    format!("{w} must be in [0, 1e6] (larger rewards overflow the losses)"),
-                ));
-            }
-        }
-        if self.format + self.accuracy == 0.0 {
-            return Err(Error::invalid("reward", "the weights cannot both be 0"));
-        }
-        Ok(())
+        // Larger rewards overflow the losses.
+        validate::within("reward.format", self.format, 0.0, 1e6)?;
+        validate::within("reward.accuracy", self.accuracy, 0.0, 1e6)?;
+        validate::rule(
+            "reward",
+            "0 and 0",
+            self.format + self.accuracy > 0.0,
+            "cannot be the weights: one must be positive",
+        )
     }
 }
 

@@ -14,6 +14,7 @@ use crate::lm::model::Gpt;
 use crate::lm::task::Task;
 use crate::objective::{aggregate, Aggregation};
 use crate::optim::{AdamW, Opt};
+use crate::validate;
 
 /// How to fine-tune.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,37 +50,18 @@ impl Default for SftConfig {
 impl SftConfig {
     /// Checks the values; errors name the key (`sft.lr`, …).
     pub fn validate(&self) -> Result<()> {
-        if self.steps == 0 {
-            return Err(Error::invalid("sft.steps", "must be at least 1"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::invalid("sft.batch_size", "must be at least 1"));
-        }
-        if !(self.lr > 0.0 && self.lr <= 1.0) {
-            return Err(Error::invalid(
-                "sft.lr",
-                format!("{} must be in (0, 1]", self.lr),
-            ));
-        }
-        if self.warmup > self.steps {
-            return Err(Error::invalid(
-                "sft.warmup",
-                format!("{} is more than sft.steps = {}", self.warmup, self.steps),
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.weight_decay) {
-            return Err(Error::invalid(
-                "sft.weight_decay",
-                format!("{} must be in [0, 1]", self.weight_decay),
-            ));
-        }
-        if !(self.max_grad_norm > 0.0 && self.max_grad_norm.is_finite()) {
-            return Err(Error::invalid(
-                "sft.max_grad_norm",
-                format!("{} must be positive", self.max_grad_norm),
-            ));
-        }
-        Ok(())
+        validate::counts(
+            [
+                ("sft.steps", self.steps),
+                ("sft.batch_size", self.batch_size),
+            ],
+            1,
+        )?;
+        validate::positive_at_most("sft.lr", self.lr, 1.0)?;
+        let why = format!("is more than sft.steps = {}", self.steps);
+        validate::rule("sft.warmup", self.warmup, self.warmup <= self.steps, &why)?;
+        validate::within("sft.weight_decay", self.weight_decay, 0.0, 1.0)?;
+        validate::positive("sft.max_grad_norm", self.max_grad_norm)
     }
 }
 
