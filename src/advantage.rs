@@ -189,7 +189,8 @@ pub fn gae(
 // ANCHOR_END: gae
 
 /// Normalises advantages to mean 0 and standard deviation 1 over the real steps (PPO does
-/// this per minibatch). With fewer than two steps, or no spread, only the mean is removed.
+/// this per minibatch), with [`std_scale`]. With fewer than two steps only the mean is
+/// removed.
 pub fn normalize(adv: ArrayView2<f64>, mask: ArrayView2<f64>) -> Array2<f64> {
     let n: f64 = mask.sum();
     if n < 1.0 {
@@ -206,8 +207,7 @@ pub fn normalize(adv: ArrayView2<f64>, mask: ArrayView2<f64>) -> Array2<f64> {
         0.0
     };
     let sd = var.sqrt();
-    let scale = if sd > 1e-12 { 1.0 / sd } else { 1.0 };
-    adv.mapv(|a| (a - mean) * scale) * mask
+    adv.mapv(|a| (a - mean) * std_scale(sd)) * mask
 }
 
 /// Explained variance 1 − Var[R − V] / Var[R] over the real steps: 1 for a perfect critic,
@@ -234,9 +234,15 @@ pub fn explained_variance(
     1.0 - var(&(&t - &values)) / vt
 }
 
-/// The ε added to a group's standard deviation before dividing by it (as in common GRPO
-/// implementations), so that a group with a tiny spread does not divide by almost zero.
-pub const GROUP_STD_EPS: f64 = 1e-4;
+/// The ε added to a standard deviation before dividing by it (as in common GRPO
+/// implementations), so that values with a tiny spread are not divided by almost zero. Every
+/// normalisation of the library uses it: group advantages and PPO's per-minibatch one.
+pub const STD_EPS: f64 = 1e-4;
+
+/// The factor 1 / (sd + [`STD_EPS`]) that scales values of standard deviation `sd` to about 1.
+pub fn std_scale(sd: f64) -> f64 {
+    1.0 / (sd + STD_EPS)
+}
 
 /// Checks that `rewards` can be cut into groups of `group_size` and are all finite.
 fn check_groups(rewards: &[f64], group_size: usize) -> Result<()> {
@@ -275,7 +281,7 @@ fn check_groups(rewards: &[f64], group_size: usize) -> Result<()> {
 /// Â_i =  r_i − mean_g                  without it (Dr. GRPO),
 ///
 /// where std_g is the unbiased (n − 1) standard deviation of the group's rewards and
-/// ε = [`GROUP_STD_EPS`]. A group whose rewards are all equal carries no signal: its
+/// ε = [`STD_EPS`]. A group whose rewards are all equal carries no signal: its
 /// advantages are exactly 0. Errors if `group_size` < 2, if the rewards do not split into
 /// whole groups, or if a reward is not finite.
 pub fn group_advantages(
@@ -294,11 +300,7 @@ pub fn group_advantages(
         let n = group_size as f64;
         let mean = group.iter().sum::<f64>() / n;
         let std = (group.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-        let scale = if scale_by_std {
-            1.0 / (std + GROUP_STD_EPS)
-        } else {
-            1.0
-        };
+        let scale = if scale_by_std { std_scale(std) } else { 1.0 };
         out.extend(group.iter().map(|r| (r - mean) * scale));
     }
     Ok(out)

@@ -4,7 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-/// Everything that can go wrong on user input.
+/// Everything that can go wrong: bad user input (a map, a setting, a file), a device that
+/// cannot be used, training that diverged, a failed tensor computation, a failed read or write.
 #[derive(Debug)]
 pub enum Error {
     /// A house map could not be parsed.
@@ -15,6 +16,8 @@ pub enum Error {
     Mdp(gridworld::MdpError),
     /// A value given by the user (a flag, a config field, a file's content) is not acceptable.
     Invalid { what: String, why: String },
+    /// A device (a GPU) cannot be used: no driver, no device, or a build without support.
+    Device { device: String, why: String },
     /// Training diverged: a loss or a gradient became NaN or infinite at `step`.
     Diverged { step: usize, why: String },
     /// A tensor operation failed (out of memory on a GPU, a shape the code did not expect)
@@ -65,6 +68,7 @@ impl fmt::Display for Error {
             Error::Config(e) => write!(f, "{e}"),
             Error::Mdp(e) => write!(f, "{e}"),
             Error::Invalid { what, why } => write!(f, "invalid {what}: {why}"),
+            Error::Device { device, why } => write!(f, "device {device}: {why}"),
             Error::Diverged { step, why } => write!(f, "training diverged at step {step}: {why}"),
             Error::Tensor { doing, source } => write!(f, "{doing} failed: {source}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{assert_solved, random_masked};
-use zero_to_r1::advantage::{frac_reward_zero_std, group_advantages, GROUP_STD_EPS};
+use zero_to_r1::advantage::{frac_reward_zero_std, group_advantages, STD_EPS};
 use zero_to_r1::algo::grpo::{self, GrpoConfig};
 use zero_to_r1::candle::{Device, Tensor};
 use zero_to_r1::gridworld::rand::rngs::StdRng;
@@ -23,8 +23,8 @@ fn ex_6_1_group_advantages_by_hand() {
     let centred = group_advantages(&r, 3, false).unwrap();
     assert!(close(&centred, &[-1.0, 0.0, 1.0, -2.0, -2.0, 4.0], 1e-12));
     let z = group_advantages(&r, 3, true).unwrap();
-    let s2 = 12f64.sqrt() + GROUP_STD_EPS;
-    let s1 = 1.0 + GROUP_STD_EPS;
+    let s2 = 12f64.sqrt() + STD_EPS;
+    let s1 = 1.0 + STD_EPS;
     assert!(close(
         &z,
         &[-1.0 / s1, 0.0, 1.0 / s1, -2.0 / s2, -2.0 / s2, 4.0 / s2],
@@ -35,7 +35,7 @@ fn ex_6_1_group_advantages_by_hand() {
     let centred = group_advantages(&r, 2, false).unwrap();
     assert!(close(&centred, &[0.5, -0.5, -0.5, 0.5, 0.0, 0.0], 1e-12));
     let z = group_advantages(&r, 2, true).unwrap();
-    let a = 0.5 / (0.5f64.sqrt() + GROUP_STD_EPS);
+    let a = 0.5 / (0.5f64.sqrt() + STD_EPS);
     assert!(close(&z, &[a, -a, -a, a, 0.0, 0.0], 1e-12));
     assert!((frac_reward_zero_std(&r, 2).unwrap() - 1.0 / 3.0).abs() < 1e-15);
 }

@@ -47,7 +47,7 @@ fn ex_9_1_token_advantages_by_hand() {
         &[1.0, 1.0, 0.0],
         &[1.0, 1.0, 1.0],
     ]);
-    let a = 0.5 / ((1.0f64 / 3.0).sqrt() + zero_to_r1::advantage::GROUP_STD_EPS);
+    let a = 0.5 / ((1.0f64 / 3.0).sqrt() + zero_to_r1::advantage::STD_EPS);
     let got = token_advantages(&rewards, 4, true, &mask)
         .unwrap()
         .to_vec2::<f32>()

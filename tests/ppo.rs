@@ -1,6 +1,6 @@
 //! Chapters 4–5: TD errors, GAE, the clipped surrogate and PPO's diagnostics.
 
-use zero_to_r1::advantage::{explained_variance, normalize};
+use zero_to_r1::advantage::{explained_variance, normalize, STD_EPS};
 use zero_to_r1::candle::{Device, Tensor};
 use zero_to_r1::gridworld::ndarray::Array2;
 use zero_to_r1::objective::{clip_frac, value_loss};
@@ -14,9 +14,11 @@ fn normalize_and_explained_variance_by_hand() {
     let a = Array2::from_shape_vec((1, 4), vec![1.0, 2.0, 3.0, 100.0]).unwrap();
     let m = Array2::from_shape_vec((1, 4), vec![1.0, 1.0, 1.0, 0.0]).unwrap();
     let n = normalize(a.view(), m.view());
+    // Mean 2, unbiased sd 1 over the three real steps: (a − 2) / (1 + ε).
+    let one = 1.0 / (1.0 + STD_EPS);
     assert!(close(
         n.view(),
-        Array2::from_shape_vec((1, 4), vec![-1.0, 0.0, 1.0, 0.0])
+        Array2::from_shape_vec((1, 4), vec![-one, 0.0, one, 0.0])
             .unwrap()
             .view(),
         1e-12

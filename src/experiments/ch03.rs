@@ -8,7 +8,8 @@ use gridworld::{Env, EnvConfig, House, Rewards};
 use serde::Serialize;
 
 use crate::advantage::{
-    exact_state_values, mean_baseline, reward_to_go, state_values, subtract_baseline, total_return,
+    exact_state_values, mean_baseline, reward_to_go, state_values, std_scale, subtract_baseline,
+    total_return,
 };
 use crate::algo::reinforce::{fit_value, to_tensor};
 use crate::algo::{new_model, ModelKind, Opt, OptimizerKind};
@@ -270,7 +271,7 @@ pub fn std_normalised(batch: &Batch) -> Array2<f64> {
     let n = returns.len() as f64;
     let mean = returns.iter().sum::<f64>() / n;
     let sd = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
-    a / (sd + 1e-8)
+    a * std_scale(sd)
 }
 // ANCHOR_END: std_normalised
 

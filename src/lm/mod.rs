@@ -32,16 +32,21 @@ pub fn device(name: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "cuda" => {
             if !cfg!(feature = "cuda") {
-                return Err(Error::invalid(
-                    "--device",
-                    "cuda: this build has no GPU support; rebuild with `cargo build --release --features cuda`",
-                ));
+                return Err(Error::Device {
+                    device: "cuda".into(),
+                    why: "this build has no GPU support; rebuild with `cargo build --release \
+                          --features cuda`"
+                        .into(),
+                });
             }
             Device::new_cuda(0).map_err(|e| {
                 // The first line only: with RUST_BACKTRACE set, candle appends a backtrace.
                 let text = e.to_string();
                 let first = text.lines().next().unwrap_or_default().trim_end();
-                Error::invalid("--device", format!("cuda: no usable NVIDIA GPU ({first})"))
+                Error::Device {
+                    device: "cuda".into(),
+                    why: format!("no usable NVIDIA GPU ({first})"),
+                }
             })
         }
         _ => Err(Error::invalid(
