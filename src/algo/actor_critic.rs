@@ -5,7 +5,7 @@
 
 use gridworld::Env;
 
-use crate::algo::ppo::{self, IterationLog, PpoConfig, Trained};
+use crate::algo::ppo::{self, IterationLog, PpoConfig, TrainedPpo};
 use crate::algo::ModelKind;
 use crate::error::Result;
 
@@ -71,6 +71,6 @@ pub fn train(
     env: &mut Env,
     config: &ActorCriticConfig,
     on_iteration: impl FnMut(&IterationLog),
-) -> Result<Trained> {
+) -> Result<TrainedPpo> {
     ppo::train(env, &config.as_ppo(), on_iteration)
 }

@@ -220,14 +220,14 @@ pub struct GrpoLog {
 }
 
 /// A trained cat and the reference it was held to.
-pub struct Trained {
+pub struct TrainedGrpo {
     pub policy: Box<dyn Model>,
     /// π_ref(a|s) for every cell.
     pub reference: Array2<f64>,
     pub log: Vec<GrpoLog>,
 }
 
-impl Trained {
+impl TrainedGrpo {
     /// π(a|s) for every cell.
     pub fn table(&self) -> Result<Array2<f64>> {
         policy_table(self.policy.as_ref())
@@ -239,7 +239,7 @@ pub fn train(
     env: &mut Env,
     config: &GrpoConfig,
     on_iteration: impl FnMut(&GrpoLog),
-) -> Result<Trained> {
+) -> Result<TrainedGrpo> {
     config.validate()?;
     let policy = new_model(
         config.policy,
@@ -292,7 +292,7 @@ pub fn train_from(
     policy: Box<dyn Model>,
     reference: Option<Array2<f64>>,
     mut on_iteration: impl FnMut(&GrpoLog),
-) -> Result<Trained> {
+) -> Result<TrainedGrpo> {
     config.validate()?;
     let house = env.house().clone();
     let mdp = env.mdp();
@@ -381,7 +381,7 @@ pub fn train_from(
         on_iteration(&entry);
         log.push(entry);
     }
-    Ok(Trained {
+    Ok(TrainedGrpo {
         policy,
         reference,
         log,

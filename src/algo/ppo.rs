@@ -147,13 +147,13 @@ pub struct IterationLog {
 }
 
 /// A trained actor and critic.
-pub struct Trained {
+pub struct TrainedPpo {
     pub policy: Box<dyn Model>,
     pub value: Box<dyn Model>,
     pub log: Vec<IterationLog>,
 }
 
-impl Trained {
+impl TrainedPpo {
     /// π(a|s) for every cell.
     pub fn table(&self) -> Result<Array2<f64>> {
         policy_table(self.policy.as_ref())
@@ -211,7 +211,7 @@ pub fn train(
     env: &mut Env,
     config: &PpoConfig,
     mut on_iteration: impl FnMut(&IterationLog),
-) -> Result<Trained> {
+) -> Result<TrainedPpo> {
     config.validate()?;
     let house = env.house().clone();
     let mdp = env.mdp();
@@ -348,6 +348,6 @@ pub fn train(
         on_iteration(&entry);
         log.push(entry);
     }
-    Ok(Trained { policy, value, log })
+    Ok(TrainedPpo { policy, value, log })
 }
 // ANCHOR_END: ppo_train

@@ -156,13 +156,13 @@ pub struct UpdateLog {
 }
 
 /// A trained cat.
-pub struct Trained {
+pub struct TrainedReinforce {
     pub policy: Box<dyn Model>,
     pub value: Option<Box<dyn Model>>,
     pub log: Vec<UpdateLog>,
 }
 
-impl Trained {
+impl TrainedReinforce {
     /// π(a|s) for every cell.
     pub fn table(&self) -> Result<Array2<f64>> {
         policy_table(self.policy.as_ref())
@@ -256,7 +256,7 @@ pub fn train(
     env: &mut Env,
     config: &ReinforceConfig,
     mut on_update: impl FnMut(&UpdateLog),
-) -> Result<Trained> {
+) -> Result<TrainedReinforce> {
     config.validate()?;
     let house = env.house().clone();
     let mdp = env.mdp();
@@ -331,7 +331,7 @@ pub fn train(
         on_update(&entry);
         log.push(entry);
     }
-    Ok(Trained { policy, value, log })
+    Ok(TrainedReinforce { policy, value, log })
 }
 // ANCHOR_END: reinforce_train
 
