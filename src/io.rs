@@ -1,8 +1,11 @@
 //! Files: atomic writes (temporary file + rename), so a crash never leaves half a file.
 
+use std::collections::HashMap;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use candle_core::Tensor;
+
+use crate::error::{Doing, Error, Result};
 
 /// Writes `bytes` to `path` atomically: first to a temporary file beside it, then renamed
 /// over the target. Parent folders are created.
@@ -123,4 +126,35 @@ pub fn check_writable(path: &Path) -> Result<()> {
     ));
     std::fs::write(&probe, b"").map_err(|e| Error::io(path, e))?;
     std::fs::remove_file(&probe).map_err(|e| Error::io(&probe, e))
+}
+
+/// Writes named tensors to a safetensors file atomically (temporary file, then rename), with
+/// the default permissions of a new file.
+pub fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
+        .map_err(|e| {
+            Error::invalid(
+                format!("checkpoint {}", path.display()),
+                format!("cannot write: {e}"),
+            )
+        })?;
+    write_atomic(path, &bytes)
+}
+
+/// An error naming the file and the tensor if `t` holds a NaN or an infinity: weights or
+/// optimizer moments like that come from a diverged run or a damaged file, and training on
+/// from them would only spread the NaN.
+pub fn check_finite_tensor(t: &Tensor, path: &Path, name: &str) -> Result<()> {
+    let values: Vec<f32> = t
+        .to_dtype(candle_core::DType::F32)
+        .and_then(|x| x.flatten_all())
+        .and_then(|x| x.to_vec1())
+        .doing("check_finite_tensor in io")?;
+    match values.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(i) => Err(Error::invalid(
+            format!("checkpoint {}", path.display()),
+            format!("tensor {name} holds {} (at index {i})", values[i]),
+        )),
+    }
 }

@@ -135,7 +135,7 @@ impl AdamW {
             tensors.insert(format!("m.{name}"), self.m[i].clone());
             tensors.insert(format!("v.{name}"), self.v[i].clone());
         }
-        crate::lm::checkpoint::write_safetensors(&tensors, path)
+        crate::io::write_safetensors(&tensors, path)
     }
 
     /// Reads the moments written by [`AdamW::save`] and sets the step count to `steps`. Every
@@ -161,7 +161,7 @@ impl AdamW {
                         self.vars[i].dims()
                     )));
                 }
-                crate::lm::checkpoint::check_finite_tensor(&t, path, &key)
+                crate::io::check_finite_tensor(&t, path, &key)
                     .map_err(|_| bad(format!("tensor {key} holds a NaN or an infinity")))?;
                 let t = t
                     .to_dtype(self.vars[i].dtype())

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{Device, Tensor};
 
 use crate::error::{Doing, Error, Result};
+pub use crate::io::{check_finite_tensor, write_safetensors};
 use crate::io::{read_text, write_atomic};
 use crate::lm::model::{Gpt, GptConfig};
 
@@ -31,14 +32,6 @@ pub fn save(model: &Gpt, dir: &Path) -> Result<()> {
     write_safetensors(&tensors, &dir.join(WEIGHTS))?;
     let shape = toml::to_string(model.config()).map_err(|e| bad(dir, e.to_string()))?;
     write_atomic(&dir.join(SHAPE), shape.as_bytes())
-}
-
-/// Writes named tensors to a safetensors file atomically (temporary file, then rename), with
-/// the default permissions of a new file.
-pub fn write_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let bytes = safetensors::serialize(tensors.iter().map(|(k, v)| (k.as_str(), v)), None)
-        .map_err(|e| bad(path, format!("cannot write: {e}")))?;
-    write_atomic(path, &bytes)
 }
 
 /// Reads the model shape stored in a checkpoint folder.
@@ -91,24 +84,6 @@ pub fn load_weights(model: &Gpt, path: &Path) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// An error naming the file and the tensor if `t` holds a NaN or an infinity: weights or
-/// optimizer moments like that come from a diverged run or a damaged file, and training on
-/// from them would only spread the NaN.
-pub fn check_finite_tensor(t: &Tensor, path: &Path, name: &str) -> Result<()> {
-    let values: Vec<f32> = t
-        .to_dtype(candle_core::DType::F32)
-        .and_then(|x| x.flatten_all())
-        .and_then(|x| x.to_vec1())
-        .doing("check_finite_tensor in lm::checkpoint")?;
-    match values.iter().position(|x| !x.is_finite()) {
-        None => Ok(()),
-        Some(i) => Err(bad(
-            path,
-            format!("tensor {name} holds {} (at index {i})", values[i]),
-        )),
-    }
 }
 
 /// The default checkpoint folder of a run.
