@@ -10,13 +10,12 @@ use serde::Serialize;
 use crate::advantage::{
     exact_state_values, mean_baseline, reward_to_go, state_values, subtract_baseline, total_return,
 };
-use crate::algo::reinforce::{fit_value, to_tensor};
+use crate::algo::reinforce::fit_value;
 use crate::algo::{new_model, ModelKind, Opt, OptimizerKind};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::exact::{softmax_gradient, softmax_policy};
-use crate::objective::{reinforce_loss, Aggregation};
 use crate::plot::{self, Svg};
-use crate::policy::{candle_err, log_probs, value_table, Model, Tabular};
+use crate::policy::{value_table, Tabular};
 use crate::rollout::{derive_seed, sample_batch, Batch};
 
 /// Settings of the variance measurement.
@@ -92,41 +91,7 @@ pub struct EstimatorStats {
     pub relative_mse: f64,
 }
 
-/// The gradient estimate ĝ = −∇L of the REINFORCE loss for a tabular policy, by autograd
-/// through the library's own loss: exactly what training follows.
-pub fn gradient_estimate(
-    policy: &Tabular,
-    batch: &Batch,
-    advantages: &Array2<f64>,
-) -> Result<Array2<f64>> {
-    let device = Device::Cpu;
-    let states = to_tensor(&batch.states, &device)?;
-    let actions = to_tensor(&batch.actions, &device)?;
-    let adv = to_tensor(advantages, &device)?;
-    let mask = to_tensor(&batch.mask, &device)?;
-    let var = policy.vars().remove(0);
-    let grads = (|| {
-        let logp = log_probs(policy, &states, &actions)?;
-        reinforce_loss(&logp, &adv, &mask, Aggregation::EpisodeSum)?.backward()
-    })()
-    .map_err(candle_err)?;
-    let g = grads
-        .get(var.as_tensor())
-        .ok_or_else(|| Error::invalid("gradient", "the policy received no gradient"))?;
-    let rows = g
-        .neg()
-        .and_then(|g| g.to_vec2::<f64>())
-        .map_err(candle_err)?;
-    let n = rows.len();
-    Array2::from_shape_vec((n, 4), rows.into_iter().flatten().collect())
-        .map_err(|e| Error::invalid("gradient", e.to_string()))
-}
-
-/// The fixed policy of the measurement: logits `preference` on the optimal move.
-pub fn fixed_logits(env: &Env, preference: f64) -> Result<Array2<f64>> {
-    let sol = env.mdp().value_iteration(0.99, 1e-10)?;
-    Ok(sol.policy.mapv(|p| p * preference))
-}
+pub use crate::exact::{fixed_logits, gradient_estimate};
 
 fn stats(label: &'static str, estimates: &[Array2<f64>], exact: &Array2<f64>) -> EstimatorStats {
     let m = estimates.len() as f64;
