@@ -12,6 +12,7 @@
 
 pub mod advantage;
 pub mod algo;
+pub mod bars;
 pub mod bench;
 pub mod error;
 pub mod exact;

@@ -51,7 +51,8 @@ impl Default for TourConfig {
     }
 }
 
-pub use crate::progress::progress_bar;
+pub use crate::bars::progress_bar;
+use crate::bars::Bars;
 
 /// What one stage produced: figures (relative path, title) and metrics.
 struct Stage {
@@ -370,7 +371,8 @@ fn chapter9(dir: &Path, config: &TourConfig) -> Result<Stage> {
     let mut trainer = GrpoTrainer::new(policy, reference, &lm, config.seed)?;
     let before = trainer.evaluate(&problems)?;
     let mut steps: Vec<GrpoStep> = Vec::new();
-    let mut bar = crate::lm::run::grpo_progress(lm.grpo.steps, 0, "9 · GRPO", config.progress);
+    let mut bar =
+        crate::lm::run::grpo_progress(lm.grpo.steps, 0, "9 · GRPO", Bars::new(config.progress));
     grpo::train(
         &mut trainer,
         &dir.join("ch09/grpo"),

@@ -17,6 +17,7 @@ use crate::lm::eval::{evaluate, heldout};
 use crate::lm::grpo::{self, GrpoLmConfig, GrpoStep, GrpoTrainer};
 use crate::lm::run::{sft_and_eval, EvalSummary};
 use crate::plot::{learning_curves, Curves, Svg};
+use crate::progress::Silent;
 
 /// The committed record of the book's runs.
 pub const RECORD: &str = include_str!("../../book/src/generated/ch09/r1_zero.json");
@@ -92,7 +93,7 @@ pub fn run(
     config.validate()?;
     let device = Device::Cpu;
     let task = config.task()?;
-    let sft = sft_and_eval(config, seed, &device, false, Some(&dir.join("sft")))?;
+    let sft = sft_and_eval(config, seed, &device, &mut Silent, Some(&dir.join("sft")))?;
     let problems = heldout(task.as_ref(), config.eval.problems, config.task.difficulty);
     let mut record = Ch09Record {
         command: "zero-to-r1 lm measure-r1".into(),

@@ -223,7 +223,13 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
             let dev = device(&run.device)?;
             let out = run.checkpoint(&out, &config.task.name);
             zero_to_r1::lm::run::claim_folder(&out, overwrite)?;
-            let r = zero_to_r1::lm::run::sft_and_eval(&config, run.seed(), &dev, true, Some(&out))?;
+            let r = zero_to_r1::lm::run::sft_and_eval(
+                &config,
+                run.seed(),
+                &dev,
+                &mut Bars::new(true),
+                Some(&out),
+            )?;
             let s = r.summary(&config);
             say!(
                 "{} parameters, {} steps in {:.1} s ({:.0} tokens/s); loss {:.3} → {:.3}",
@@ -303,7 +309,7 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
                     ));
                 }
                 let dev = device(&run.device)?;
-                let (s, _) = resume_r1_zero(&out, &dev, true, steps)?;
+                let (s, _) = resume_r1_zero(&out, &dev, &mut Bars::new(true), steps)?;
                 let k = zero_to_r1::lm::run::R1ZeroRun::load(&out)?.config.eval.k;
                 (s, out, k)
             } else {
@@ -337,7 +343,7 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
                     Some(dir) => Start::Checkpoint(dir),
                     None => Start::Sft,
                 };
-                let (s, _) = r1_zero(&config, run.seed(), &dev, true, &out, start)?;
+                let (s, _) = r1_zero(&config, run.seed(), &dev, &mut Bars::new(true), &out, start)?;
                 (s, out, config.eval.k)
             };
             let pct = |x: f64| format!("{:.1}%", 100.0 * x);
@@ -407,8 +413,12 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
                     if current.as_ref().is_none_or(|(n, _)| n != name) {
                         started += 1;
                         let label = format!("9 · {name} ({started}/{count})");
-                        let bar =
-                            zero_to_r1::lm::run::grpo_progress(config.grpo.steps, 0, &label, true);
+                        let bar = zero_to_r1::lm::run::grpo_progress(
+                            config.grpo.steps,
+                            0,
+                            &label,
+                            Bars::new(true),
+                        );
                         current = Some((name.to_string(), bar));
                     }
                     if let Some((_, bar)) = current.as_mut() {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use zero_to_r1::bars::Bars;
 use zero_to_r1::gridworld::{Cell, Env, EnvConfig, House, Rewards};
 use zero_to_r1::{experiments, handout, notebook, plot, tour, Error, Result};
 
