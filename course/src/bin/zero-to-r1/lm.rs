@@ -1,0 +1,584 @@
+//! The language-model commands: `lm sft`, `lm eval`, `lm sample`, `lm r1-zero` and the
+//! book's measured runs.
+
+use super::*;
+
+#[derive(Subcommand)]
+pub(crate) enum LmCommand {
+    /// Supervised fine-tuning of a fresh model on synthetic worked solutions, then a held-out
+    /// evaluation.
+    ///
+    /// The training traces are in R1's format, `<think>scratchpad</think><answer>…</answer>`,
+    /// and a configurable fraction of them is flawed (a slip that makes the answer wrong, a
+    /// missing tag). Writes the checkpoint (model.safetensors, model.toml), the whole config
+    /// (config.toml), one JSON line per step (sft.jsonl) and the evaluation (eval.json) into
+    /// --out. Same seed, same model on the CPU.
+    Sft {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Override the number of optimizer steps of the config.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Checkpoint folder [default: runs/lm/TASK/sft]. It must be empty or new, unless
+        /// --overwrite is given.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Replace the checkpoint that --out holds already.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Evaluate a checkpoint on held-out prompts (never seen in training).
+    ///
+    /// Reports greedy accuracy, pass@k (k samples at the config's temperature), the format
+    /// rate, and the mean response length of correct and of incorrect answers.
+    Eval {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Checkpoint folder [default: runs/lm/TASK/sft].
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
+        /// Override the number of held-out problems.
+        #[arg(long)]
+        problems: Option<usize>,
+        /// Print this many greedy responses.
+        #[arg(long, default_value_t = 5)]
+        show: usize,
+    },
+    /// Measure chapter 8's fine-tuning run for the book (minutes on two cores).
+    ///
+    /// Fine-tunes the config's model from scratch, evaluating on held-out problems along the
+    /// way, and writes the record the book's figures and table are drawn from. Then run
+    /// `zero-to-r1 figures` to redraw them.
+    Measure {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Where to write the record.
+        #[arg(long, default_value = "book/src/generated/ch08/sft_run.json")]
+        out: PathBuf,
+        /// A description of the machine, stored in the record.
+        #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
+        machine: String,
+    },
+    /// R1-Zero on a laptop: fine-tune, then train with GRPO (or Dr. GRPO) on rule rewards.
+    ///
+    /// Fine-tunes a fresh model (or loads --sft), then samples G responses to each of B
+    /// training prompts per step, scores them with the format and accuracy rules, and
+    /// updates the policy with the clipped GRPO loss and a β-weighted k3 penalty to the
+    /// frozen SFT model. Writes into --out: `sft/` (the SFT checkpoint), `grpo/` (config,
+    /// reference, one JSON line of metrics per step in metrics.jsonl, checkpoints) and
+    /// summary.json (held-out accuracy before and after). Every setting is in the config's
+    /// [grpo] section (see configs/addition-cpu.toml); the flags override a few.
+    ///
+    /// Interrupted (Ctrl-C, a kill, a full disk)? Run `r1-zero --resume [--out DIR]`: it
+    /// continues from the latest checkpoint with the run's own settings (run.json,
+    /// grpo/config.toml) and gives the same numbers as an uninterrupted run. With --resume
+    /// only --steps (to extend the run) and --device may be given.
+    R1Zero {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// grpo (÷std, per-response mean) or dr-grpo (no ÷std, constant normaliser).
+        #[arg(long)]
+        algo: Option<String>,
+        /// Override grpo.steps.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Override sft.steps.
+        #[arg(long)]
+        sft_steps: Option<usize>,
+        /// Override grpo.beta, the weight of the KL penalty to the SFT model.
+        #[arg(long)]
+        beta: Option<f64>,
+        /// Override grpo.epochs (μ).
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Start from this SFT checkpoint folder instead of fine-tuning.
+        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+        sft: Option<PathBuf>,
+        /// Run folder [default: runs/lm/TASK/r1-zero]. A new run needs an empty or new
+        /// folder, unless --overwrite is given.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Continue the run in --out from its latest checkpoint (its own settings are used).
+        #[arg(long, conflicts_with = "overwrite")]
+        resume: bool,
+        /// Start a new run in --out even though it holds an earlier one (which is deleted).
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Measure chapter 9's runs for the book: one SFT model, then GRPO, Dr. GRPO and the
+    /// ablations (no ÷std, β = 0, μ = 2) from copies of it (about half an hour on two cores).
+    ///
+    /// Writes the record the book's figures and ablation table are drawn from; then run
+    /// `zero-to-r1 figures` to redraw them. The runs' folders (checkpoints, metrics.jsonl)
+    /// go to --runs.
+    MeasureR1 {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Run only these variants (by name, e.g. --only GRPO --only "Dr. GRPO").
+        #[arg(long)]
+        only: Vec<String>,
+        /// Where to write the record.
+        #[arg(long, default_value = "book/src/generated/ch09/r1_zero.json")]
+        out: PathBuf,
+        /// Where to keep the runs' folders.
+        #[arg(long, default_value = "runs/lm/measure-r1")]
+        runs: PathBuf,
+        /// A description of the machine, stored in the record.
+        #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
+        machine: String,
+    },
+    /// Sample responses from a checkpoint and show their rewards.
+    Sample {
+        #[command(flatten)]
+        run: LmRunArgs,
+        /// Checkpoint folder [default: runs/lm/TASK/sft].
+        #[arg(long, value_name = "DIR")]
+        checkpoint: Option<PathBuf>,
+        /// A prompt of the task, e.g. `347+85=` (default: held-out problems).
+        #[arg(long)]
+        prompt: Option<String>,
+        /// How many responses.
+        #[arg(short, long, default_value_t = 4)]
+        n: usize,
+        /// Sampling temperature; 0 is greedy.
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        /// Sample among the k most likely tokens only (0: all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Longest response in tokens.
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+    },
+}
+
+/// What every language-model command shares.
+#[derive(Args)]
+pub(crate) struct LmRunArgs {
+    /// A TOML config file (see configs/); unset keys keep the CPU defaults.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The task: addition, arithmetic or countdown (overrides the config's task.name;
+    /// countdown without --config takes the GPU config, configs/countdown-gpu.toml).
+    #[arg(long)]
+    pub(crate) task: Option<String>,
+    /// Seed of the weights, the data and the samples [default: 0].
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// cpu, or cuda (needs a build with --features cuda and an NVIDIA GPU).
+    #[arg(long, default_value = "cpu")]
+    pub(crate) device: String,
+}
+
+impl LmRunArgs {
+    pub(crate) fn config(&self) -> Result<zero_to_r1::lm::config::LmConfig> {
+        use zero_to_r1::lm::config::LmConfig;
+        let mut c = match &self.config {
+            Some(path) => LmConfig::from_file(path)?,
+            None => LmConfig::default(),
+        };
+        if let Some(t) = &self.task {
+            zero_to_r1::lm::task::task_by_name(t)?;
+            if *t != c.task.name {
+                c.task.name = t.clone();
+                if t == "countdown" && self.config.is_none() {
+                    eprintln!(
+                        "note: --task countdown without --config takes the GPU config \
+                         (configs/countdown-gpu.toml): the CPU default model is too small for it"
+                    );
+                    c = LmConfig::gpu_default();
+                }
+            }
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    pub(crate) fn seed(&self) -> u64 {
+        self.seed.unwrap_or(0)
+    }
+
+    pub(crate) fn checkpoint(&self, given: &Option<PathBuf>, task: &str) -> PathBuf {
+        given
+            .clone()
+            .unwrap_or_else(|| zero_to_r1::lm::checkpoint::default_dir(task))
+    }
+}
+
+pub(crate) fn lm(command: LmCommand) -> Result<()> {
+    use zero_to_r1::lm::{device, eval, generate, reward, tokenizer::Tokenizer};
+    match command {
+        LmCommand::Sft {
+            run,
+            steps,
+            out,
+            overwrite,
+        } => {
+            let mut config = run.config()?;
+            if let Some(s) = steps {
+                config.sft.steps = s;
+                config.sft.warmup = config.sft.warmup.min(s);
+            }
+            config.validate()?;
+            let dev = device(&run.device)?;
+            let out = run.checkpoint(&out, &config.task.name);
+            zero_to_r1::lm::run::claim_folder(&out, overwrite)?;
+            let r = zero_to_r1::lm::run::sft_and_eval(
+                &config,
+                run.seed(),
+                &dev,
+                &mut Bars::new(true),
+                Some(&out),
+            )?;
+            let s = r.summary(&config);
+            say!(
+                "{} parameters, {} steps in {:.1} s ({:.0} tokens/s); loss {:.3} → {:.3}",
+                s.parameters,
+                s.steps,
+                s.seconds,
+                s.train_tokens_per_second,
+                s.first_loss,
+                s.final_loss
+            );
+            print_eval(&r.eval, config.data.clean_rate())?;
+            say!("wrote the checkpoint and metrics to {}", out.display());
+            Ok(())
+        }
+        LmCommand::Measure { run, out, machine } => {
+            zero_to_r1::io::check_writable(&out)?;
+            if run.device != "cpu" {
+                return Err(Error::invalid(
+                    "--device",
+                    "the book's record is measured on the cpu",
+                ));
+            }
+            let config = course::experiments::ch08::Ch08Config {
+                lm: run.config()?,
+                seed: run.seed(),
+                ..Default::default()
+            };
+            let bar = tour::progress_bar(config.lm.sft.steps as u64, "8 · SFT", true);
+            let (mut record, _) = course::experiments::ch08::run(&config, |_, loss| {
+                bar.inc(1);
+                bar.set_message(format!("loss {loss:.3}"));
+            })?;
+            bar.finish();
+            record.machine = machine;
+            record.command = record_command(&record.command, &run);
+            let table = course::experiments::ch08::table(&record);
+            save_record(&out, &record, &table)
+        }
+        LmCommand::R1Zero {
+            run,
+            algo,
+            steps,
+            sft_steps,
+            beta,
+            epochs,
+            sft,
+            out,
+            resume,
+            overwrite,
+        } => {
+            use zero_to_r1::lm::config::LmConfig;
+            use zero_to_r1::lm::run::{claim_folder, r1_zero, resume_r1_zero, Start};
+            let clock = std::time::Instant::now();
+            let (s, out, k) = if resume {
+                let out = out.unwrap_or_else(|| {
+                    PathBuf::from("runs/lm")
+                        .join(LmConfig::default().task.name)
+                        .join("r1-zero")
+                });
+                let fixed = [
+                    ("--config", run.config.is_some()),
+                    ("--task", run.task.is_some()),
+                    ("--seed", run.seed.is_some()),
+                    ("--algo", algo.is_some()),
+                    ("--sft-steps", sft_steps.is_some()),
+                    ("--beta", beta.is_some()),
+                    ("--epochs", epochs.is_some()),
+                ];
+                if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
+                    return Err(Error::invalid(
+                        flag.to_string(),
+                        format!(
+                            "a resumed run keeps the settings it started with (in {}); \
+                             only --steps and --device may be given with --resume",
+                            out.display()
+                        ),
+                    ));
+                }
+                let dev = device(&run.device)?;
+                let (s, _) = resume_r1_zero(&out, &dev, &mut Bars::new(true), steps)?;
+                let k = zero_to_r1::lm::run::R1ZeroRun::load(&out)?.config.eval.k;
+                (s, out, k)
+            } else {
+                let mut config = run.config()?;
+                if let Some(a) = &algo {
+                    config.grpo.set_algo(a)?;
+                }
+                if let Some(s) = steps {
+                    config.grpo.steps = s;
+                    config.grpo.warmup = config.grpo.warmup.min(s);
+                }
+                if let Some(s) = sft_steps {
+                    config.sft.steps = s;
+                    config.sft.warmup = config.sft.warmup.min(s);
+                }
+                if let Some(b) = beta {
+                    config.grpo.beta = b;
+                }
+                if let Some(e) = epochs {
+                    config.grpo.epochs = e;
+                }
+                config.validate()?;
+                let dev = device(&run.device)?;
+                let out = out.unwrap_or_else(|| {
+                    PathBuf::from("runs/lm")
+                        .join(&config.task.name)
+                        .join("r1-zero")
+                });
+                claim_folder(&out, overwrite)?;
+                let start = match &sft {
+                    Some(dir) => Start::Checkpoint(dir),
+                    None => Start::Sft,
+                };
+                let (s, _) = r1_zero(&config, run.seed(), &dev, &mut Bars::new(true), &out, start)?;
+                (s, out, config.eval.k)
+            };
+            let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+            let sft_part = match &s.sft_from {
+                Some(dir) => format!("SFT model from {}", dir.display()),
+                None => format!("SFT {} steps in {:.0} s", s.sft_steps, s.sft_seconds),
+            };
+            say!(
+                "{} parameters; {sft_part}, GRPO {} steps in {:.0} s ({:.0} s in this process)",
+                s.parameters,
+                s.grpo_steps,
+                s.grpo_seconds,
+                clock.elapsed().as_secs_f64()
+            );
+            say!(
+                "held-out greedy accuracy {} → {} ({:+.1} points); format {} → {}; pass@{k} {} → {}",
+                pct(s.before.greedy_accuracy),
+                pct(s.after.greedy_accuracy),
+                s.lift_points,
+                pct(s.before.format_rate),
+                pct(s.after.format_rate),
+                pct(s.before.pass_at_k),
+                pct(s.after.pass_at_k)
+            );
+            say!("wrote the run to {}", out.display());
+            Ok(())
+        }
+        LmCommand::MeasureR1 {
+            run,
+            only,
+            out,
+            runs,
+            machine,
+        } => {
+            if run.device != "cpu" {
+                return Err(Error::invalid(
+                    "--device",
+                    "the book's record is measured on the cpu",
+                ));
+            }
+            zero_to_r1::io::check_writable(&out)?;
+            let config = run.config()?;
+            let names: Vec<&str> = course::experiments::ch09::variants()
+                .iter()
+                .map(|(n, _)| *n)
+                .collect();
+            if let Some(bad) = only.iter().find(|o| !names.contains(&o.as_str())) {
+                return Err(Error::invalid(
+                    "--only",
+                    format!("{bad:?}; the variants are {}", names.join(", ")),
+                ));
+            }
+            let count = if only.is_empty() {
+                names.len()
+            } else {
+                only.len()
+            };
+            say!("fine-tuning the SFT model ({} steps)…", config.sft.steps);
+            let mut current = None;
+            let mut started = 0;
+            let mut record =
+                course::experiments::ch09::run(&config, run.seed(), &runs, &only, |name, m| {
+                    if current.as_ref().is_none_or(|(n, _)| n != name) {
+                        started += 1;
+                        let label = format!("9 · {name} ({started}/{count})");
+                        let bar = zero_to_r1::lm::run::grpo_progress(
+                            config.grpo.steps,
+                            0,
+                            &label,
+                            Bars::new(true),
+                        );
+                        current = Some((name.to_string(), bar));
+                    }
+                    if let Some((_, bar)) = current.as_mut() {
+                        bar(m);
+                    }
+                })?;
+            record.machine = machine;
+            record.command = record_command(&record.command, &run);
+            let table = course::experiments::ch09::table(&record);
+            save_record(&out, &record, &table)
+        }
+        LmCommand::Eval {
+            run,
+            checkpoint: ck,
+            problems,
+            show,
+        } => {
+            let (config, model) = load(&run, &ck, device(&run.device)?)?;
+            let mut ec = config.eval;
+            if let Some(n) = problems {
+                ec.problems = n;
+            }
+            let most = zero_to_r1::lm::eval::MAX_PROBLEMS;
+            if ec.problems == 0 || ec.problems > most {
+                return Err(Error::invalid(
+                    "--problems",
+                    format!("{} must be in 1..={most}", ec.problems),
+                ));
+            }
+            let task = config.task()?;
+            let set = eval::heldout(task.as_ref(), ec.problems, config.task.difficulty);
+            let report = eval::evaluate(&model, task.as_ref(), &set, &ec, run.seed())?;
+            for s in report.greedy.iter().take(show) {
+                say!(
+                    "{}  {}  [accuracy {}, format {}]",
+                    s.prompt,
+                    s.response,
+                    s.accuracy,
+                    s.format
+                );
+            }
+            print_eval(&report, config.data.clean_rate())?;
+            Ok(())
+        }
+        LmCommand::Sample {
+            run,
+            checkpoint: ck,
+            prompt,
+            n,
+            temperature,
+            top_k,
+            max_new_tokens,
+        } => {
+            if n == 0 || n > 10_000 {
+                return Err(Error::invalid("-n", format!("{n} must be in 1..=10000")));
+            }
+            let (config, model) = load(&run, &ck, device(&run.device)?)?;
+            let t = config.task()?;
+            let problems = match prompt {
+                Some(p) => vec![t.check_prompt(&p)?; n],
+                None => eval::heldout(t.as_ref(), n, config.task.difficulty),
+            };
+            let sc = generate::SampleConfig {
+                temperature,
+                top_k,
+                max_new_tokens,
+            };
+            let tok = Tokenizer;
+            let prompts = problems
+                .iter()
+                .map(|p| tok.encode(&p.prompt))
+                .collect::<Result<Vec<_>>>()?;
+            let start = std::time::Instant::now();
+            let rollout = generate::generate(&model, &prompts, &sc, run.seed())?;
+            let secs = start.elapsed().as_secs_f64();
+            let mut total = 0;
+            for (p, resp) in problems.iter().zip(&rollout.responses) {
+                let text = tok.decode_response(resp);
+                let r = reward::score(t.as_ref(), p, &text, &config.reward);
+                total += resp.len();
+                say!(
+                    "{}{}
+    reward {:.2} (format {}, accuracy {}), {} tokens",
+                    p.prompt,
+                    text,
+                    r.total,
+                    r.format,
+                    r.accuracy,
+                    resp.len()
+                );
+            }
+            say!(
+                "{total} tokens in {secs:.2} s ({:.0} tokens/s)",
+                total as f64 / secs.max(1e-9)
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The command of a measured record, marked if a config or seed other than the defaults was
+/// used.
+pub(crate) fn record_command(base: &str, run: &LmRunArgs) -> String {
+    if run.config.is_some() || run.seed.is_some_and(|s| s != 0) {
+        format!("{base} (with --config/--seed)")
+    } else {
+        base.to_string()
+    }
+}
+
+/// Writes a chapter's measured record to `out` and prints its table.
+pub(crate) fn save_record(
+    out: &std::path::Path,
+    record: &impl serde::Serialize,
+    table: &str,
+) -> Result<()> {
+    let text = serde_json::to_string_pretty(record)
+        .map_err(|e| Error::invalid("record", e.to_string()))?;
+    zero_to_r1::io::write_atomic(out, text.as_bytes())?;
+    put!("{table}");
+    say!("wrote {}; now run `zero-to-r1 figures`", out.display());
+    Ok(())
+}
+
+/// The config and model of a checkpoint folder (its own config.toml unless --config is given).
+pub(crate) fn load(
+    run: &LmRunArgs,
+    ck: &Option<PathBuf>,
+    dev: zero_to_r1::candle::Device,
+) -> Result<(zero_to_r1::lm::config::LmConfig, zero_to_r1::lm::model::Gpt)> {
+    use zero_to_r1::lm::config::LmConfig;
+    let first = run.config()?;
+    let dir = run.checkpoint(ck, &first.task.name);
+    let saved = dir.join("config.toml");
+    let mut config = if run.config.is_none() && saved.exists() {
+        LmConfig::from_file(&saved)?
+    } else {
+        first
+    };
+    config.model = zero_to_r1::lm::checkpoint::load_config(&dir)?;
+    if let Some(t) = &run.task {
+        config.task.name = t.clone();
+    }
+    config.validate()?;
+    config.check_memory(&dev)?;
+    let model = zero_to_r1::lm::checkpoint::load(&dir, &dev)?;
+    Ok((config, model))
+}
+
+pub(crate) fn print_eval(r: &zero_to_r1::lm::eval::EvalReport, clean: f64) -> Result<()> {
+    let len = |x: Option<f64>| x.map_or("–".to_string(), |v| format!("{v:.1}"));
+    say!(
+        "held-out ({} problems): greedy accuracy {:.1}%, format {:.1}%; pass@{} {:.1}%, sampled accuracy {:.1}%, sampled format {:.1}% (the training traces: {:.0}% clean); mean length correct {} / incorrect {} tokens; sampling {:.0} tokens/s",
+        r.problems,
+        100.0 * r.greedy_accuracy,
+        100.0 * r.format_rate,
+        r.k,
+        100.0 * r.pass_at_k,
+        100.0 * r.sampled_accuracy,
+        100.0 * r.sampled_format_rate,
+        100.0 * clean,
+        len(r.mean_len_correct),
+        len(r.mean_len_incorrect),
+        r.tokens_per_second
+    );
+    Ok(())
+}
