@@ -14,7 +14,7 @@ use zero_to_r1::advantage::{
 use zero_to_r1::algo::reinforce::fit_value;
 use zero_to_r1::algo::{new_model, ModelKind, Opt, OptimizerKind};
 use zero_to_r1::error::Result;
-use zero_to_r1::exact::{softmax_gradient, softmax_policy};
+use zero_to_r1::exact::{fixed_logits, gradient_estimate, softmax_gradient, softmax_policy};
 use zero_to_r1::policy::{value_table, Tabular};
 use zero_to_r1::rollout::{derive_seed, sample_batch, Batch};
 
@@ -90,8 +90,6 @@ pub struct EstimatorStats {
     /// E‖ĝ − g‖² / ‖g‖²: mean squared error relative to the gradient's own size.
     pub relative_mse: f64,
 }
-
-pub use zero_to_r1::exact::{fixed_logits, gradient_estimate};
 
 fn stats(label: &'static str, estimates: &[Array2<f64>], exact: &Array2<f64>) -> EstimatorStats {
     let m = estimates.len() as f64;

@@ -8,11 +8,11 @@ use gridworld::ndarray::{Array2, Array3};
 use gridworld::Env;
 use serde::Serialize;
 
-use crate::experiments::ch03::{fixed_logits, learned_value, Ch03Config};
+use crate::experiments::ch03::{learned_value, Ch03Config};
 use crate::plot::{self, Curves, Svg};
 use zero_to_r1::advantage::{exact_state_values, gae, state_values};
 use zero_to_r1::error::Result;
-use zero_to_r1::exact::softmax_policy;
+use zero_to_r1::exact::{fixed_logits, softmax_policy};
 use zero_to_r1::rollout::{derive_seed, sample_batch};
 
 /// The λ values of the sweep.

@@ -2,6 +2,8 @@
 //! book's measured runs.
 
 use super::*;
+use crate::measure::{self, MeasureArgs, MeasureR1Args};
+use crate::r1_zero::{self, R1ZeroArgs};
 
 #[derive(Subcommand)]
 pub(crate) enum LmCommand {
@@ -49,16 +51,7 @@ pub(crate) enum LmCommand {
     /// Fine-tunes the config's model from scratch, evaluating on held-out problems along the
     /// way, and writes the record the book's figures and table are drawn from. Then run
     /// `zero-to-r1 figures` to redraw them.
-    Measure {
-        #[command(flatten)]
-        run: LmRunArgs,
-        /// Where to write the record.
-        #[arg(long, default_value = "book/src/generated/ch08/sft_run.json")]
-        out: PathBuf,
-        /// A description of the machine, stored in the record.
-        #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
-        machine: String,
-    },
+    Measure(MeasureArgs),
     /// R1-Zero on a laptop: fine-tune, then train with GRPO (or Dr. GRPO) on rule rewards.
     ///
     /// Fine-tunes a fresh model (or loads --sft), then samples G responses to each of B
@@ -73,60 +66,14 @@ pub(crate) enum LmCommand {
     /// continues from the latest checkpoint with the run's own settings (run.json,
     /// grpo/config.toml) and gives the same numbers as an uninterrupted run. With --resume
     /// only --steps (to extend the run) and --device may be given.
-    R1Zero {
-        #[command(flatten)]
-        run: LmRunArgs,
-        /// grpo (÷std, per-response mean) or dr-grpo (no ÷std, constant normaliser).
-        #[arg(long)]
-        algo: Option<String>,
-        /// Override grpo.steps.
-        #[arg(long)]
-        steps: Option<usize>,
-        /// Override sft.steps.
-        #[arg(long)]
-        sft_steps: Option<usize>,
-        /// Override grpo.beta, the weight of the KL penalty to the SFT model.
-        #[arg(long)]
-        beta: Option<f64>,
-        /// Override grpo.epochs (μ).
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Start from this SFT checkpoint folder instead of fine-tuning.
-        #[arg(long, value_name = "DIR", conflicts_with = "resume")]
-        sft: Option<PathBuf>,
-        /// Run folder [default: runs/lm/TASK/r1-zero]. A new run needs an empty or new
-        /// folder, unless --overwrite is given.
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Continue the run in --out from its latest checkpoint (its own settings are used).
-        #[arg(long, conflicts_with = "overwrite")]
-        resume: bool,
-        /// Start a new run in --out even though it holds an earlier one (which is deleted).
-        #[arg(long)]
-        overwrite: bool,
-    },
+    R1Zero(R1ZeroArgs),
     /// Measure chapter 9's runs for the book: one SFT model, then GRPO, Dr. GRPO and the
     /// ablations (no ÷std, β = 0, μ = 2) from copies of it (about half an hour on two cores).
     ///
     /// Writes the record the book's figures and ablation table are drawn from; then run
     /// `zero-to-r1 figures` to redraw them. The runs' folders (checkpoints, metrics.jsonl)
     /// go to --runs.
-    MeasureR1 {
-        #[command(flatten)]
-        run: LmRunArgs,
-        /// Run only these variants (by name, e.g. --only GRPO --only "Dr. GRPO").
-        #[arg(long)]
-        only: Vec<String>,
-        /// Where to write the record.
-        #[arg(long, default_value = "book/src/generated/ch09/r1_zero.json")]
-        out: PathBuf,
-        /// Where to keep the runs' folders.
-        #[arg(long, default_value = "runs/lm/measure-r1")]
-        runs: PathBuf,
-        /// A description of the machine, stored in the record.
-        #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
-        machine: String,
-    },
+    MeasureR1(MeasureR1Args),
     /// Sample responses from a checkpoint and show their rewards.
     Sample {
         #[command(flatten)]
@@ -244,188 +191,9 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
             say!("wrote the checkpoint and metrics to {}", out.display());
             Ok(())
         }
-        LmCommand::Measure { run, out, machine } => {
-            zero_to_r1::io::check_writable(&out)?;
-            if run.device != "cpu" {
-                return Err(Error::invalid(
-                    "--device",
-                    "the book's record is measured on the cpu",
-                ));
-            }
-            let config = course::experiments::ch08::Ch08Config {
-                lm: run.config()?,
-                seed: run.seed(),
-                ..Default::default()
-            };
-            let bar = tour::progress_bar(config.lm.sft.steps as u64, "8 · SFT", true);
-            let (mut record, _) = course::experiments::ch08::run(&config, |_, loss| {
-                bar.inc(1);
-                bar.set_message(format!("loss {loss:.3}"));
-            })?;
-            bar.finish();
-            record.machine = machine;
-            record.command = record_command(&record.command, &run);
-            let table = course::experiments::ch08::table(&record);
-            save_record(&out, &record, &table)
-        }
-        LmCommand::R1Zero {
-            run,
-            algo,
-            steps,
-            sft_steps,
-            beta,
-            epochs,
-            sft,
-            out,
-            resume,
-            overwrite,
-        } => {
-            use zero_to_r1::lm::config::LmConfig;
-            use zero_to_r1::lm::run::{claim_folder, r1_zero, resume_r1_zero, Start};
-            let clock = std::time::Instant::now();
-            let (s, out, k) = if resume {
-                let out = out.unwrap_or_else(|| {
-                    PathBuf::from("runs/lm")
-                        .join(LmConfig::default().task.name)
-                        .join("r1-zero")
-                });
-                let fixed = [
-                    ("--config", run.config.is_some()),
-                    ("--task", run.task.is_some()),
-                    ("--seed", run.seed.is_some()),
-                    ("--algo", algo.is_some()),
-                    ("--sft-steps", sft_steps.is_some()),
-                    ("--beta", beta.is_some()),
-                    ("--epochs", epochs.is_some()),
-                ];
-                if let Some((flag, _)) = fixed.iter().find(|(_, given)| *given) {
-                    return Err(Error::invalid(
-                        flag.to_string(),
-                        format!(
-                            "a resumed run keeps the settings it started with (in {}); \
-                             only --steps and --device may be given with --resume",
-                            out.display()
-                        ),
-                    ));
-                }
-                let dev = device(&run.device)?;
-                let (s, _) = resume_r1_zero(&out, &dev, &mut Bars::new(true), steps)?;
-                let k = zero_to_r1::lm::run::R1ZeroRun::load(&out)?.config.eval.k;
-                (s, out, k)
-            } else {
-                let mut config = run.config()?;
-                if let Some(a) = &algo {
-                    config.grpo.set_algo(a)?;
-                }
-                if let Some(s) = steps {
-                    config.grpo.steps = s;
-                    config.grpo.warmup = config.grpo.warmup.min(s);
-                }
-                if let Some(s) = sft_steps {
-                    config.sft.steps = s;
-                    config.sft.warmup = config.sft.warmup.min(s);
-                }
-                if let Some(b) = beta {
-                    config.grpo.beta = b;
-                }
-                if let Some(e) = epochs {
-                    config.grpo.epochs = e;
-                }
-                config.validate()?;
-                let dev = device(&run.device)?;
-                let out = out.unwrap_or_else(|| {
-                    PathBuf::from("runs/lm")
-                        .join(&config.task.name)
-                        .join("r1-zero")
-                });
-                claim_folder(&out, overwrite)?;
-                let start = match &sft {
-                    Some(dir) => Start::Checkpoint(dir),
-                    None => Start::Sft,
-                };
-                let (s, _) = r1_zero(&config, run.seed(), &dev, &mut Bars::new(true), &out, start)?;
-                (s, out, config.eval.k)
-            };
-            let pct = |x: f64| format!("{:.1}%", 100.0 * x);
-            let sft_part = match &s.sft_from {
-                Some(dir) => format!("SFT model from {}", dir.display()),
-                None => format!("SFT {} steps in {:.0} s", s.sft_steps, s.sft_seconds),
-            };
-            say!(
-                "{} parameters; {sft_part}, GRPO {} steps in {:.0} s ({:.0} s in this process)",
-                s.parameters,
-                s.grpo_steps,
-                s.grpo_seconds,
-                clock.elapsed().as_secs_f64()
-            );
-            say!(
-                "held-out greedy accuracy {} → {} ({:+.1} points); format {} → {}; pass@{k} {} → {}",
-                pct(s.before.greedy_accuracy),
-                pct(s.after.greedy_accuracy),
-                s.lift_points,
-                pct(s.before.format_rate),
-                pct(s.after.format_rate),
-                pct(s.before.pass_at_k),
-                pct(s.after.pass_at_k)
-            );
-            say!("wrote the run to {}", out.display());
-            Ok(())
-        }
-        LmCommand::MeasureR1 {
-            run,
-            only,
-            out,
-            runs,
-            machine,
-        } => {
-            if run.device != "cpu" {
-                return Err(Error::invalid(
-                    "--device",
-                    "the book's record is measured on the cpu",
-                ));
-            }
-            zero_to_r1::io::check_writable(&out)?;
-            let config = run.config()?;
-            let names: Vec<&str> = course::experiments::ch09::variants()
-                .iter()
-                .map(|(n, _)| *n)
-                .collect();
-            if let Some(bad) = only.iter().find(|o| !names.contains(&o.as_str())) {
-                return Err(Error::invalid(
-                    "--only",
-                    format!("{bad:?}; the variants are {}", names.join(", ")),
-                ));
-            }
-            let count = if only.is_empty() {
-                names.len()
-            } else {
-                only.len()
-            };
-            say!("fine-tuning the SFT model ({} steps)…", config.sft.steps);
-            let mut current = None;
-            let mut started = 0;
-            let mut record =
-                course::experiments::ch09::run(&config, run.seed(), &runs, &only, |name, m| {
-                    if current.as_ref().is_none_or(|(n, _)| n != name) {
-                        started += 1;
-                        let label = format!("9 · {name} ({started}/{count})");
-                        let bar = zero_to_r1::lm::run::grpo_progress(
-                            config.grpo.steps,
-                            0,
-                            &label,
-                            Bars::new(true),
-                        );
-                        current = Some((name.to_string(), bar));
-                    }
-                    if let Some((_, bar)) = current.as_mut() {
-                        bar(m);
-                    }
-                })?;
-            record.machine = machine;
-            record.command = record_command(&record.command, &run);
-            let table = course::experiments::ch09::table(&record);
-            save_record(&out, &record, &table)
-        }
+        LmCommand::Measure(args) => measure::measure(args),
+        LmCommand::R1Zero(args) => r1_zero::r1_zero(args),
+        LmCommand::MeasureR1(args) => measure::measure_r1(args),
         LmCommand::Eval {
             run,
             checkpoint: ck,
@@ -513,30 +281,6 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// The command of a measured record, marked if a config or seed other than the defaults was
-/// used.
-pub(crate) fn record_command(base: &str, run: &LmRunArgs) -> String {
-    if run.config.is_some() || run.seed.is_some_and(|s| s != 0) {
-        format!("{base} (with --config/--seed)")
-    } else {
-        base.to_string()
-    }
-}
-
-/// Writes a chapter's measured record to `out` and prints its table.
-pub(crate) fn save_record(
-    out: &std::path::Path,
-    record: &impl serde::Serialize,
-    table: &str,
-) -> Result<()> {
-    let text = serde_json::to_string_pretty(record)
-        .map_err(|e| Error::invalid("record", e.to_string()))?;
-    zero_to_r1::io::write_atomic(out, text.as_bytes())?;
-    put!("{table}");
-    say!("wrote {}; now run `zero-to-r1 figures`", out.display());
-    Ok(())
 }
 
 /// The config and model of a checkpoint folder (its own config.toml unless --config is given).

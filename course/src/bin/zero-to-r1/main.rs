@@ -32,10 +32,14 @@ macro_rules! put {
 }
 
 mod cat;
+mod house;
 mod lm;
+mod measure;
+mod r1_zero;
 mod tools;
 
-use cat::{HouseCommand, TrainArgs};
+use cat::TrainArgs;
+use house::HouseCommand;
 use lm::LmCommand;
 use tools::{BenchCommand, GpuCheckArgs, GradeArgs, HandoutArgs};
 
@@ -204,9 +208,9 @@ fn run(cli: Cli) -> Result<()> {
             house,
             max_steps,
             svg,
-        }) => cat::show(&house, max_steps, svg.as_ref()),
+        }) => house::show(&house, max_steps, svg.as_ref()),
         Command::House(HouseCommand::Solve { house, gamma, svg }) => {
-            cat::solve(&house, gamma, svg.as_ref())
+            house::solve(&house, gamma, svg.as_ref())
         }
         Command::Figures { out } => {
             let n = experiments::write_book_assets(&out)?;
