@@ -34,6 +34,7 @@ macro_rules! put {
 mod cat;
 mod house;
 mod lm;
+mod lm_args;
 mod measure;
 mod r1_zero;
 mod tools;

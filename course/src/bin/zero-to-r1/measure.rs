@@ -2,7 +2,7 @@
 //! the records they write.
 
 use super::*;
-use crate::lm::LmRunArgs;
+use crate::lm_args::LmRunArgs;
 
 // The flags of `lm measure`.
 #[derive(Args)]

@@ -1,7 +1,7 @@
 //! `lm r1-zero`: R1-Zero on a laptop, a new run or a resumed one.
 
 use super::*;
-use crate::lm::LmRunArgs;
+use crate::lm_args::LmRunArgs;
 use zero_to_r1::lm::device;
 
 // The flags of `lm r1-zero`.

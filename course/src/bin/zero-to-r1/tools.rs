@@ -1,7 +1,7 @@
 //! The tools around the book: `bench`, `gpu-check`, `handout` and `grade`.
 
 use super::*;
-use crate::lm::LmRunArgs;
+use crate::lm_args::LmRunArgs;
 
 #[derive(Args)]
 pub(crate) struct GpuCheckArgs {
