@@ -67,7 +67,7 @@ def main():
         t0 = time.time()
         run([binary, "handout", "--chapters", "all", "--out", work])
         run([binary, "handout", "--chapters", "all", "--out", solutions, "--with-solutions"])
-        run(["cargo", "build", "--quiet", "--all-targets"], cwd=work)
+        run(["cargo", "build", "--quiet", "--workspace", "--all-targets"], cwd=work)
         run([binary, "grade", "--dir", work, "--expect", "fail"])
         # The same folder with the solutions written over the stubs (newer files: rebuilt).
         for root, _, files in os.walk(solutions):

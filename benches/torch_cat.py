@@ -20,7 +20,7 @@ Measured:
   the one that collected iteration k's episodes - reaches the meat within the step limit with
   probability >= 0.95 from every start cell. That probability is computed exactly with numpy
   by propagating the policy through the house step by step over the step limit (as
-  ``src/exact.rs``), at every iteration. ``src/bench.rs`` uses the same definition.
+  ``src/exact.rs``), at every iteration. ``course/src/bench.rs`` uses the same definition.
 
 Run ``python benches/torch_cat.py --help``.
 """
@@ -459,7 +459,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=1,
                     help="train with seeds seed, seed+1, ...; report each and the median")
     ap.add_argument("--max-iterations", type=int, default=60,
-                    help="most iterations of PPO and of GRPO (src/bench.rs's default: 60)")
+                    help="most iterations of PPO and of GRPO (course/src/bench.rs's default: 60)")
     ap.add_argument("--env-steps", type=int, default=100_000)
     ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     ap.add_argument("--sampler", choices=["table", "torch"], default="table",

@@ -540,7 +540,7 @@ def main(argv=None) -> int:
                     help="peak TFLOP/s of the device, to report the MFU of the training step")
     ap.add_argument("--attention-flops", choices=["half", "full"], default="half",
                     help="attention FLOPs per token over (P+R)/2 attended positions (the "
-                         "causal average, as src/bench.rs) or over all P+R")
+                         "causal average, as course/src/bench.rs) or over all P+R")
     ap.add_argument("--check", action="store_true",
                     help="run the correctness checks only (KV cache vs full forward, ...)")
     ap.add_argument("--weights", metavar="DIR",
@@ -617,7 +617,7 @@ def main(argv=None) -> int:
                    args.repeats)
         results["train_s"] = statistics.median(ts)
         results["train_tokens_per_s"] = n * seq / results["train_s"]
-        # src/bench.rs counts the positions a token attends to on average under the causal
+        # course/src/bench.rs counts the positions a token attends to on average under the causal
         # mask, (P + R) / 2; --attention-flops full counts all P + R.
         attended = seq if args.attention_flops == "full" else seq / 2
         fpt = flops_per_trained_token(c, non_emb, attended)

@@ -5,10 +5,14 @@
 //! Episodes are cut off after `max_steps` steps, so values depend on how many steps are left:
 //! V_k(s) is the expected return with k steps to go (see [`gridworld::Mdp::evaluate_finite`]).
 
+use candle_core::{Device, Tensor};
 use gridworld::ndarray::{Array1, Array2};
-use gridworld::{Action, EnvConfig, House, Mdp, Rewards};
+use gridworld::{Action, Env, EnvConfig, House, Mdp, Rewards};
 
-use crate::error::{Error, Result};
+use crate::error::{Doing, Error, Result};
+use crate::objective::{reinforce_loss, Aggregation};
+use crate::policy::{log_probs, Model, Tabular};
+use crate::rollout::Batch;
 
 /// π(a|s) = exp θ_{s,a} / Σ_b exp θ_{s,b}, row by row (shifted by the row maximum for safety).
 pub fn softmax_policy(logits: &Array2<f64>) -> Array2<f64> {
@@ -193,3 +197,41 @@ pub fn outcome_lengths(
     })
 }
 // ANCHOR_END: outcome_lengths
+
+/// The gradient estimate ĝ = −∇L of the REINFORCE loss for a tabular policy, by autograd
+/// through the library's own loss: exactly what training follows. Its mean over many batches
+/// is what [`softmax_gradient`] computes exactly (chapters 2 and 3 compare the two).
+pub fn gradient_estimate(
+    policy: &Tabular,
+    batch: &Batch,
+    advantages: &Array2<f64>,
+) -> Result<Array2<f64>> {
+    let device = Device::Cpu;
+    let tensor = |a: &Array2<f64>| Tensor::from_vec(a.iter().copied().collect(), a.dim(), &device);
+    let index = |a: &Array2<u32>| Tensor::from_vec(a.iter().copied().collect(), a.dim(), &device);
+    let (states, actions) = (index(&batch.states), index(&batch.actions));
+    let (adv, mask) = (tensor(advantages), tensor(&batch.mask));
+    let var = policy.vars().remove(0);
+    let grads = (|| {
+        let logp = log_probs(policy, &states?, &actions?)?;
+        reinforce_loss(&logp, &adv?, &mask?, Aggregation::EpisodeSum)?.backward()
+    })()
+    .doing("the sampled REINFORCE gradient")?;
+    let g = grads
+        .get(var.as_tensor())
+        .ok_or_else(|| Error::invalid("gradient", "the policy received no gradient"))?;
+    let rows = g
+        .neg()
+        .and_then(|g| g.to_vec2::<f64>())
+        .doing("the sampled REINFORCE gradient")?;
+    let n = rows.len();
+    Array2::from_shape_vec((n, 4), rows.into_iter().flatten().collect())
+        .map_err(|e| Error::invalid("gradient", e.to_string()))
+}
+
+/// The fixed policy at which chapter 3 measures the gradient estimators: logits
+/// `preference` on the optimal move (value iteration, γ = 0.99), 0 on the others.
+pub fn fixed_logits(env: &Env, preference: f64) -> Result<Array2<f64>> {
+    let sol = env.mdp().value_iteration(0.99, 1e-10)?;
+    Ok(sol.policy.mapv(|p| p * preference))
+}

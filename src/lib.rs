@@ -8,25 +8,23 @@
 //! ```
 //!
 //! The crate re-exports the versions of its dependencies it was built with, so notebooks and
-//! users get exactly one `candle`, `ndarray`, `plotters` and `rand`.
+//! users get exactly one `candle`, `ndarray` and `rand`.
+//!
+//! This crate is the library alone. The experiments, figures, tour, notebooks, handouts and
+//! the command line that present it are the `course` crate (`course/`), which depends on
+//! this one; long runs report to a [`progress::Progress`] their caller passes in.
 
 pub mod advantage;
 pub mod algo;
-pub mod bench;
 pub mod error;
 pub mod exact;
-pub mod experiments;
-pub mod handout;
 pub mod io;
 pub mod lm;
-pub mod notebook;
 pub mod objective;
 pub mod optim;
-pub mod plot;
 pub mod policy;
 pub mod progress;
 pub mod rollout;
-pub mod tour;
 pub mod update;
 pub mod validate;
 
@@ -36,16 +34,13 @@ pub use error::{Error, Result};
 pub use gridworld;
 pub use gridworld::ndarray;
 pub use gridworld::rand;
-pub use plotters;
 
 /// Everything a notebook cell usually needs, in one `use`.
 pub mod prelude {
     pub use crate::advantage::discounted_return;
     pub use crate::error::{Error, Result};
     pub use crate::exact::success_probability;
-    pub use crate::plot::{histogram, house_figure, running_mean, value_figure, Marker, Svg};
     pub use crate::rollout::{derive_seed, monte_carlo, sample_episode, Episode, MonteCarlo};
     pub use gridworld::ndarray::{Array1, Array2};
     pub use gridworld::{Action, Cell, Env, EnvConfig, House, Mdp, Rewards};
-    pub use plotters::style::RGBColor;
 }

@@ -176,11 +176,6 @@ impl Model for Mlp {
     }
 }
 
-/// Turns a candle error into the library's error, keeping it as the source.
-pub fn candle_err(e: candle_core::Error) -> Error {
-    Error::from(e)
-}
-
 /// All cells as a u32 tensor 0..n.
 fn all_cells(n: usize, device: &Device) -> candle_core::Result<Tensor> {
     Tensor::arange(0u32, n as u32, device)

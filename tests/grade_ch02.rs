@@ -7,7 +7,7 @@ use zero_to_r1::advantage::{discounted_return, reward_to_go, total_return};
 use zero_to_r1::algo::reinforce::{train, ReinforceConfig};
 use zero_to_r1::candle::{Device, Tensor};
 use zero_to_r1::exact::softmax_policy;
-use zero_to_r1::experiments::ch03::{fixed_logits, gradient_estimate};
+use zero_to_r1::exact::{fixed_logits, gradient_estimate};
 use zero_to_r1::gridworld::ndarray::{Array2, ArrayView2};
 use zero_to_r1::gridworld::Env;
 use zero_to_r1::objective::{reinforce_loss, Aggregation};

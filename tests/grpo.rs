@@ -6,7 +6,7 @@ mod common;
 use zero_to_r1::advantage::per_step;
 use zero_to_r1::algo::grpo::{self, GrpoConfig, OutcomeReward};
 use zero_to_r1::candle::{Device, Tensor, Var};
-use zero_to_r1::experiments::ch01::success_probabilities;
+use zero_to_r1::exact::success_probabilities;
 use zero_to_r1::gridworld::ndarray::Array2;
 use zero_to_r1::objective::{grpo_loss, Aggregation, LossInputs, LossSettings};
 use zero_to_r1::prelude::*;

@@ -14,7 +14,7 @@ use crate::lm::eval::{evaluate, heldout, EvalReport};
 use crate::lm::grpo::{self, to_json, GrpoStep, GrpoTrainer};
 use crate::lm::model::Gpt;
 use crate::lm::sft::{self, SftReport};
-use crate::progress::progress_bar;
+use crate::progress::Progress;
 
 /// The results of [`sft_and_eval`].
 pub struct SftRun {
@@ -76,14 +76,14 @@ impl SftRun {
 }
 
 // ANCHOR: sft_and_eval
-/// Fine-tunes a fresh model (weights from `seed`) as `config` says, with a progress bar if
+/// Fine-tunes a fresh model (weights from `seed`) as `config` says, reporting each step to
 /// `progress`, then evaluates it on the held-out problems. With `out`, writes the checkpoint,
 /// the config, one JSON line per step (`sft.jsonl`) and the evaluation (`eval.json`) there.
 pub fn sft_and_eval(
     config: &LmConfig,
     seed: u64,
     device: &Device,
-    progress: bool,
+    progress: &mut dyn Progress,
     out: Option<&Path>,
 ) -> Result<SftRun> {
     config.validate()?;
@@ -94,7 +94,7 @@ pub fn sft_and_eval(
     }
     let task = config.task()?;
     let model = Gpt::new(&config.model, seed, device)?;
-    let bar = progress_bar(config.sft.steps as u64, "8 · SFT", progress);
+    progress.start("8 · SFT", config.sft.steps as u64);
     let report = sft::train(
         &model,
         task.as_ref(),
@@ -103,16 +103,17 @@ pub fn sft_and_eval(
         &config.sft,
         seed,
         |s| {
-            bar.inc(1);
+            progress.advance(1);
             if s.step % 5 == 0 {
-                bar.set_message(format!("loss {:.3}", s.loss));
+                progress.message(&format!("loss {:.3}", s.loss));
             }
         },
     )?;
-    bar.finish_with_message(format!(
+    progress.message(&format!(
         "loss {:.3}",
         report.steps.last().map_or(f64::NAN, |s| s.loss)
     ));
+    progress.finish();
     let problems = heldout(task.as_ref(), config.eval.problems, config.task.difficulty);
     let eval = evaluate(&model, task.as_ref(), &problems, &config.eval, seed)?;
     let run = SftRun {
@@ -295,17 +296,23 @@ pub fn claim_folder(dir: &Path, overwrite: bool) -> Result<()> {
     crate::io::check_writable(&dir.join(RUN))
 }
 
-/// A progress bar for a GRPO run, showing the headline numbers.
-pub fn grpo_progress(steps: usize, done: usize, label: &str, show: bool) -> impl FnMut(&GrpoStep) {
-    let bar = progress_bar(steps as u64, label, show);
-    bar.set_position(done as u64);
+/// An observer of a GRPO run of `steps` steps, `done` of them done already, that reports each
+/// step's headline numbers to `progress` as the stage `label`.
+pub fn grpo_progress(
+    steps: usize,
+    done: usize,
+    label: &str,
+    mut progress: impl Progress,
+) -> impl FnMut(&GrpoStep) {
+    progress.start(label, steps as u64);
+    progress.advance(done as u64);
     let mut heldout = String::new();
     move |m: &GrpoStep| {
-        bar.inc(1);
+        progress.advance(1);
         if let Some(h) = &m.heldout {
             heldout = format!(" · held-out {:.0}%", 100.0 * h.accuracy);
         }
-        bar.set_message(format!(
+        progress.message(&format!(
             "reward {:.2} · acc {:.0}% · KL(ref) {:.3} · len {:.0}{}",
             m.reward,
             100.0 * m.accuracy,
@@ -314,7 +321,7 @@ pub fn grpo_progress(steps: usize, done: usize, label: &str, show: bool) -> impl
             heldout
         ));
         if m.step + 1 == steps {
-            bar.finish();
+            progress.finish();
         }
     }
 }
@@ -328,7 +335,7 @@ pub fn r1_zero(
     config: &LmConfig,
     seed: u64,
     device: &Device,
-    progress: bool,
+    progress: &mut dyn Progress,
     out: &Path,
     start: Start,
 ) -> Result<(R1ZeroSummary, Gpt)> {
@@ -355,7 +362,7 @@ pub fn r1_zero(
 pub fn resume_r1_zero(
     out: &Path,
     device: &Device,
-    progress: bool,
+    progress: &mut dyn Progress,
     steps: Option<usize>,
 ) -> Result<(R1ZeroSummary, Gpt)> {
     let mut run = R1ZeroRun::load(out)?;
@@ -379,7 +386,7 @@ pub fn resume_r1_zero(
 fn continue_r1_zero(
     mut run: R1ZeroRun,
     device: &Device,
-    progress: bool,
+    progress: &mut dyn Progress,
     out: &Path,
 ) -> Result<(R1ZeroSummary, Gpt)> {
     let grpo_dir = out.join("grpo");
@@ -426,7 +433,7 @@ fn continue_r1_zero(
             "the run has GRPO checkpoints but no evaluation of its SFT model",
         )
     })?;
-    let observer = grpo_progress(config.grpo.steps, trainer.step, "9 · GRPO", progress);
+    let observer = grpo_progress(config.grpo.steps, trainer.step, "9 · GRPO", &mut *progress);
     grpo::train(&mut trainer, &grpo_dir, config.grpo.steps, observer)?;
     let task = config.task()?;
     let problems = heldout(task.as_ref(), config.eval.problems, config.task.difficulty);

@@ -3,7 +3,7 @@
 
 use zero_to_r1::advantage::{gae, td_errors};
 use zero_to_r1::candle::Device;
-use zero_to_r1::experiments::ch01::success_probabilities;
+use zero_to_r1::exact::success_probabilities;
 use zero_to_r1::gridworld::ndarray::{Array2, ArrayView2};
 use zero_to_r1::gridworld::rand::rngs::StdRng;
 use zero_to_r1::gridworld::rand::{RngExt, SeedableRng};

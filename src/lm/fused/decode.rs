@@ -1,5 +1,4 @@
-//! Attention of one new token over the KV cache, the inner loop of sampling: one fused pass per
-//! row on the CPU, the composite attention elsewhere.
+//! Attention of one new token over the KV cache while sampling: a CPU kernel, forward only.
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;

@@ -1,0 +1,146 @@
+//! The book's measured runs, `lm measure` (chapter 8) and `lm measure-r1` (chapter 9), and
+//! the records they write.
+
+use super::*;
+use crate::lm_args::LmRunArgs;
+
+// The flags of `lm measure`.
+#[derive(Args)]
+pub(crate) struct MeasureArgs {
+    #[command(flatten)]
+    run: LmRunArgs,
+    /// Where to write the record.
+    #[arg(long, default_value = "book/src/generated/ch08/sft_run.json")]
+    out: PathBuf,
+    /// A description of the machine, stored in the record.
+    #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
+    machine: String,
+}
+
+/// `lm measure`: chapter 8's fine-tuning run, measured into the book's record.
+pub(crate) fn measure(args: MeasureArgs) -> Result<()> {
+    let MeasureArgs { run, out, machine } = args;
+    zero_to_r1::io::check_writable(&out)?;
+    if run.device != "cpu" {
+        return Err(Error::invalid(
+            "--device",
+            "the book's record is measured on the cpu",
+        ));
+    }
+    let config = course::experiments::ch08::Ch08Config {
+        lm: run.config()?,
+        seed: run.seed(),
+        ..Default::default()
+    };
+    let bar = tour::progress_bar(config.lm.sft.steps as u64, "8 · SFT", true);
+    let (mut record, _) = course::experiments::ch08::run(&config, |_, loss| {
+        bar.inc(1);
+        bar.set_message(format!("loss {loss:.3}"));
+    })?;
+    bar.finish();
+    record.machine = machine;
+    record.command = record_command(&record.command, &run);
+    let table = course::experiments::ch08::table(&record);
+    save_record(&out, &record, &table)
+}
+
+// The flags of `lm measure-r1`.
+#[derive(Args)]
+pub(crate) struct MeasureR1Args {
+    #[command(flatten)]
+    run: LmRunArgs,
+    /// Run only these variants (by name, e.g. --only GRPO --only "Dr. GRPO").
+    #[arg(long)]
+    only: Vec<String>,
+    /// Where to write the record.
+    #[arg(long, default_value = "book/src/generated/ch09/r1_zero.json")]
+    out: PathBuf,
+    /// Where to keep the runs' folders.
+    #[arg(long, default_value = "runs/lm/measure-r1")]
+    runs: PathBuf,
+    /// A description of the machine, stored in the record.
+    #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
+    machine: String,
+}
+
+/// `lm measure-r1`: chapter 9's runs, measured into the book's record.
+pub(crate) fn measure_r1(args: MeasureR1Args) -> Result<()> {
+    let MeasureR1Args {
+        run,
+        only,
+        out,
+        runs,
+        machine,
+    } = args;
+    if run.device != "cpu" {
+        return Err(Error::invalid(
+            "--device",
+            "the book's record is measured on the cpu",
+        ));
+    }
+    zero_to_r1::io::check_writable(&out)?;
+    let config = run.config()?;
+    let names: Vec<&str> = course::experiments::ch09::variants()
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    if let Some(bad) = only.iter().find(|o| !names.contains(&o.as_str())) {
+        return Err(Error::invalid(
+            "--only",
+            format!("{bad:?}; the variants are {}", names.join(", ")),
+        ));
+    }
+    let count = if only.is_empty() {
+        names.len()
+    } else {
+        only.len()
+    };
+    say!("fine-tuning the SFT model ({} steps)…", config.sft.steps);
+    let mut current = None;
+    let mut started = 0;
+    let mut record =
+        course::experiments::ch09::run(&config, run.seed(), &runs, &only, |name, m| {
+            if current.as_ref().is_none_or(|(n, _)| n != name) {
+                started += 1;
+                let label = format!("9 · {name} ({started}/{count})");
+                let bar = zero_to_r1::lm::run::grpo_progress(
+                    config.grpo.steps,
+                    0,
+                    &label,
+                    Bars::new(true),
+                );
+                current = Some((name.to_string(), bar));
+            }
+            if let Some((_, bar)) = current.as_mut() {
+                bar(m);
+            }
+        })?;
+    record.machine = machine;
+    record.command = record_command(&record.command, &run);
+    let table = course::experiments::ch09::table(&record);
+    save_record(&out, &record, &table)
+}
+
+/// The command of a measured record, marked if a config or seed other than the defaults was
+/// used.
+pub(crate) fn record_command(base: &str, run: &LmRunArgs) -> String {
+    if run.config.is_some() || run.seed.is_some_and(|s| s != 0) {
+        format!("{base} (with --config/--seed)")
+    } else {
+        base.to_string()
+    }
+}
+
+/// Writes a chapter's measured record to `out` and prints its table.
+pub(crate) fn save_record(
+    out: &std::path::Path,
+    record: &impl serde::Serialize,
+    table: &str,
+) -> Result<()> {
+    let text = serde_json::to_string_pretty(record)
+        .map_err(|e| Error::invalid("record", e.to_string()))?;
+    zero_to_r1::io::write_atomic(out, text.as_bytes())?;
+    put!("{table}");
+    say!("wrote {}; now run `zero-to-r1 figures`", out.display());
+    Ok(())
+}

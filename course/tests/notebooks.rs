@@ -1,0 +1,166 @@
+//! The notebooks and the book's generated figures are produced from their sources, and the
+//! generator follows its documented rules.
+
+use std::path::{Path, PathBuf};
+
+use course::notebook::{chapter_to_notebook, extract_anchor, stale, SETUP_CELL};
+
+/// The repository: the folder above this crate's.
+fn root() -> PathBuf {
+    course::experiments::repository()
+}
+
+#[test]
+fn committed_notebooks_match_the_book() {
+    let problems = stale(&root().join("book/src"), &root().join("notebooks")).unwrap();
+    assert!(
+        problems.is_empty(),
+        "notebooks are out of date, run `cargo run --release -- notebooks`:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn committed_book_figures_match_the_experiments() {
+    let dir = root().join("book/src/generated");
+    for (rel, bytes) in course::experiments::book_assets().unwrap() {
+        let old = std::fs::read(dir.join(&rel)).unwrap_or_default();
+        assert!(
+            old == bytes,
+            "book/src/generated/{rel} is out of date, run `cargo run --release -- figures`"
+        );
+    }
+}
+
+#[test]
+fn every_chapter_of_the_design_is_in_the_summary() {
+    let summary = std::fs::read_to_string(root().join("book/src/SUMMARY.md")).unwrap();
+    for n in 1..=10 {
+        assert!(
+            summary.contains(&format!("]({n:02}-")),
+            "chapter {n} is missing from SUMMARY.md"
+        );
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("z2r1-nb-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn cells(json: &str) -> Vec<(String, String)> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let src: String = c["source"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap())
+                .collect();
+            (c["cell_type"].as_str().unwrap().to_string(), src)
+        })
+        .collect()
+}
+
+#[test]
+fn generator_follows_its_rules() {
+    let dir = scratch("rules");
+    std::fs::write(
+        dir.join("lib.rs"),
+        "fn other() {}\n// ANCHOR: f\nfn f() {\n    // ANCHOR: inner\n    1\n    // ANCHOR_END: inner\n}\n// ANCHOR_END: f\n",
+    )
+    .unwrap();
+    let chapter = dir.join("01-x.md");
+    std::fs::write(
+        &chapter,
+        "# Title\n\nSee [next](02-y.md#part) and ![pic](generated/a.svg) and [web](https://e.org).\n\n\
+         ```rust,ignore\n{{#include lib.rs:f}}\n```\n\n\
+         ```rust\n# use hidden::Thing;\nlet x = 1;\n```\n\n\
+         <!-- book-only -->\n![static](generated/a.svg)\n<!-- /book-only -->\n\
+         <!-- notebook-only\nOnly in the notebook.\n-->\n\
+         ```text\nplain\n```\n",
+    )
+    .unwrap();
+    let json = chapter_to_notebook(&chapter, &|stem| stem == "02-y").unwrap();
+    let c = cells(&json);
+    assert_eq!(c[1], ("code".to_string(), SETUP_CELL.to_string()));
+    assert_eq!(c[2].0, "markdown");
+    assert!(c[2].1.contains("[next](02-y.ipynb#part)"), "{}", c[2].1);
+    assert!(c[2].1.contains("![pic](../book/src/generated/a.svg)"));
+    assert!(c[2].1.contains("(https://e.org)"));
+    // The included library code, without the nested anchor markers, as markdown.
+    assert!(
+        c[2].1.contains("```rust,ignore\nfn f() {\n    1\n}\n```"),
+        "{}",
+        c[2].1
+    );
+    assert_eq!(
+        c[3],
+        (
+            "code".to_string(),
+            "use hidden::Thing;\nlet x = 1;".to_string()
+        )
+    );
+    assert_eq!(c[4].0, "markdown");
+    assert!(
+        !c[4].1.contains("static"),
+        "book-only text leaked: {}",
+        c[4].1
+    );
+    assert!(c[4].1.contains("Only in the notebook."));
+    assert!(c[4].1.contains("```text\nplain\n```"));
+    assert_eq!(c.len(), 5);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn extract_anchor_finds_named_regions_only() {
+    let text =
+        "a\n// ANCHOR: one\nb\n// ANCHOR_END: one\n// ANCHOR: one_two\nc\n// ANCHOR_END: one_two\n";
+    assert_eq!(extract_anchor(text, "one").as_deref(), Some("b"));
+    assert_eq!(extract_anchor(text, "one_two").as_deref(), Some("c"));
+    assert_eq!(extract_anchor(text, "two"), None);
+}
+
+fn error_of(body: &str) -> String {
+    let dir = scratch(&format!("err{}", body.len()));
+    let chapter = dir.join("01-x.md");
+    std::fs::write(&chapter, body).unwrap();
+    let e = chapter_to_notebook(&chapter, &|_| false)
+        .unwrap_err()
+        .to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    e
+}
+
+#[test]
+fn broken_chapters_are_errors_that_name_the_line() {
+    let e = error_of("# T\n\ntext\n```rust\nlet x = 1;\n");
+    assert!(
+        e.contains("01-x.md:4:") && e.contains("never closed"),
+        "{e}"
+    );
+    let e = error_of("# T\n\n```rust,ignore\n{{#include missing.rs:a}}\n```\n");
+    assert!(e.contains("01-x.md:4:") && e.contains("missing.rs"), "{e}");
+    let e = error_of("# T\n<!-- book-only -->\n![a](b.svg)\n");
+    assert!(e.contains("never closed"), "{e}");
+    let e = error_of("x\n<!-- /book-only -->\n");
+    assert!(e.contains("01-x.md:2:"), "{e}");
+}
+
+#[test]
+fn chapters_without_code_get_no_notebook() {
+    let dir = scratch("nocode");
+    std::fs::write(dir.join("01-a.md"), "# A\n\n```rust\nlet a = 1;\n```\n").unwrap();
+    std::fs::write(dir.join("02-b.md"), "# B\n\n*Coming.*\n").unwrap();
+    std::fs::write(dir.join("SUMMARY.md"), "# Summary\n").unwrap();
+    let out = course::notebook::generate_all(Path::new(&dir)).unwrap();
+    let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["01-a.ipynb"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
