@@ -6,6 +6,7 @@ use gridworld::rand::{Rng, RngExt};
 use gridworld::{Action, Cell, Env};
 
 use crate::advantage::discounted_return;
+use crate::error::Result;
 
 /// One episode: what the cat saw, did and got.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -98,7 +99,7 @@ pub fn sample_episode_from(
     policy: ArrayView2<f64>,
     start: usize,
     seed: u64,
-) -> crate::Result<Episode> {
+) -> Result<Episode> {
     let s = env.reset_from(start, seed)?;
     Ok(walk(env, policy, s))
 }
@@ -304,7 +305,7 @@ pub fn sample_groups(
     questions: &[usize],
     group_size: usize,
     seed: u64,
-) -> crate::Result<Batch> {
+) -> Result<Batch> {
     let mut eps = Vec::with_capacity(questions.len() * group_size);
     for &start in questions {
         for _ in 0..group_size {
