@@ -318,6 +318,7 @@ fn bad_grpo_settings_name_the_key() {
         ("[grpo]\ngroup_size = 1\n", "grpo.group_size"),
         ("[grpo]\naggregation = \"median\"\n", "grpo.aggregation"),
         ("[grpo]\ntemperature = 0.0\n", "grpo.temperature"),
+        ("[grpo]\ntemperature = 0.7\n", "grpo.temperature"),
         ("[grpo]\nlr = -1.0\n", "grpo.lr"),
         ("[grpo]\nminibatches = 1000\n", "grpo.minibatches"),
         ("[grpo]\nbogus = 1\n", "bogus"),
@@ -410,4 +411,21 @@ fn optimizer_steps_and_memory_estimates_by_hand() {
         c.memory_estimate(),
         (16.0 * 281.0 + 64.0 * 3376.0, "grpo.micro_batch")
     );
+}
+
+#[test]
+fn grpo_samples_only_at_temperature_one() {
+    // The sampler records the model's own log-probabilities as log π_old; at another
+    // temperature the responses would come from another distribution, so it is refused.
+    for t in [0.5, 0.7, 1.5] {
+        let text = format!("[grpo]\ntemperature = {t}\n");
+        let err = LmConfig::from_toml(&text, "test.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("grpo.temperature") && err.contains("must be 1"),
+            "{t}: {err}"
+        );
+    }
+    assert!(LmConfig::from_toml("[grpo]\ntemperature = 1.0\n", "test.toml").is_ok());
 }

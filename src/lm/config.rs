@@ -293,7 +293,10 @@ pub struct GrpoLmConfig {
     pub weight_decay: f64,
     /// Gradients are rescaled to at most this global norm.
     pub max_grad_norm: f64,
-    /// Sampling temperature of the rollouts (> 0: the answers of a group must differ).
+    /// Sampling temperature of the rollouts. It must be 1: the sampler records the model's own
+    /// log-probabilities as log π_old, and only at temperature 1 are they those of the
+    /// distribution the responses were drawn from (at another temperature the update would be
+    /// silently off-policy, so any other value is refused).
     pub temperature: f64,
     /// Longest response, end-of-sequence included.
     pub max_new_tokens: usize,
@@ -411,8 +414,15 @@ impl GrpoLmConfig {
         validate::positive_at_most(&key("lr"), self.lr, 1.0)?;
         validate::non_negative(&key("beta"), self.beta)?;
         validate::within(&key("weight_decay"), self.weight_decay, 0.0, 1.0)?;
-        // Greedy answers (temperature 0) would all be the same.
-        validate::positive_at_most(&key("temperature"), self.temperature, 10.0)
+        let why = "must be 1: the responses must come from π_old itself, whose log-probabilities \
+                   the sampler records (at another temperature the ratio π_θ/π_old would \
+                   compare the model with a distribution it did not sample from)";
+        validate::rule(
+            &key("temperature"),
+            self.temperature,
+            self.temperature == 1.0,
+            why,
+        )
     }
 
     /// The learning rate at `step`: linear warm-up, then constant.
