@@ -235,3 +235,83 @@ pub fn fixed_logits(env: &Env, preference: f64) -> Result<Array2<f64>> {
     let sol = env.mdp().value_iteration(0.99, 1e-10)?;
     Ok(sol.policy.mapv(|p| p * preference))
 }
+
+// ANCHOR: kl_gradients
+/// The two KL divergences between a softmax policy π = softmax(z) over the actions of one
+/// state and a reference ρ, and their exact gradients with respect to the logits z:
+///
+/// ```text
+/// ∂ KL(π ‖ ρ) / ∂z_b = π_b (log(π_b / ρ_b) − KL(π ‖ ρ))   (the divergence k3 estimates)
+/// ∂ KL(ρ ‖ π) / ∂z_b = π_b − ρ_b                         (the other direction)
+/// ```
+pub struct KlGradients {
+    /// KL(π ‖ ρ) and its gradient.
+    pub forward: f64,
+    pub forward_grad: Vec<f64>,
+    /// KL(ρ ‖ π) and its gradient.
+    pub reverse: f64,
+    pub reverse_grad: Vec<f64>,
+}
+
+/// [`KlGradients`] of the policy with logits `logits` against the reference probabilities
+/// `reference` (positive, summing to 1).
+pub fn kl_gradients(logits: &[f64], reference: &[f64]) -> KlGradients {
+    let pi = softmax(logits);
+    let forward: f64 = pi
+        .iter()
+        .zip(reference)
+        .map(|(p, r)| p * (p / r).ln())
+        .sum();
+    let reverse: f64 = pi
+        .iter()
+        .zip(reference)
+        .map(|(p, r)| r * (r / p).ln())
+        .sum();
+    KlGradients {
+        forward,
+        forward_grad: pi
+            .iter()
+            .zip(reference)
+            .map(|(p, r)| p * ((p / r).ln() - forward))
+            .collect(),
+        reverse,
+        reverse_grad: pi.iter().zip(reference).map(|(p, r)| p - r).collect(),
+    }
+}
+// ANCHOR_END: kl_gradients
+
+// ANCHOR: k3_penalty_gradient
+/// The gradient, with respect to the logits, of the β = 1 penalty of the GRPO loss as the loss
+/// computes it ([`kl_to_ref`](crate::objective::kl_to_ref) of a sampled action, differentiated
+/// with the action held fixed), in expectation over the action drawn from π = softmax(z): each
+/// action's gradient by automatic differentiation, weighted by its probability.
+pub fn k3_penalty_gradient(logits: &[f64], reference: &[f64]) -> Result<Vec<f64>> {
+    let pi = softmax(logits);
+    let device = Device::Cpu;
+    let mut expected = vec![0.0; logits.len()];
+    for (a, p) in pi.iter().enumerate() {
+        let z = candle_core::Var::new(logits, &device).doing("k3_penalty_gradient")?;
+        let run = || -> candle_core::Result<Vec<f64>> {
+            let logp = candle_nn::ops::log_softmax(z.as_tensor(), 0)?.narrow(0, a, 1)?;
+            let ref_logp = Tensor::new(&[reference[a].ln()], &device)?;
+            let k3 = crate::objective::kl_to_ref(&logp, &ref_logp)?.sum_all()?;
+            let grads = k3.backward()?;
+            match grads.get(z.as_tensor()) {
+                Some(g) => g.to_vec1::<f64>(),
+                None => Ok(vec![0.0; logits.len()]),
+            }
+        };
+        let g = run().doing("k3_penalty_gradient")?;
+        for (e, x) in expected.iter_mut().zip(g) {
+            *e += p * x;
+        }
+    }
+    Ok(expected)
+}
+// ANCHOR_END: k3_penalty_gradient
+
+/// [`softmax_policy`] of one row of logits.
+fn softmax(logits: &[f64]) -> Vec<f64> {
+    let row = Array2::from_shape_fn((1, logits.len()), |(_, j)| logits[j]);
+    softmax_policy(&row).row(0).to_vec()
+}

@@ -79,3 +79,50 @@ fn softmax_rows_are_distributions_even_for_huge_logits() {
     let bad = Array2::from_elem((3, 4), f64::NAN);
     assert!(softmax_gradient(&Env::seed().mdp(), &bad, 1.0).is_err());
 }
+
+#[test]
+fn the_k3_penalty_follows_the_gradient_of_the_other_kl() {
+    use zero_to_r1::exact::{k3_penalty_gradient, kl_gradients};
+    // Hand-worked: π = softmax(0, 0) = (½, ½), ρ = (¾, ¼). KL(ρ‖π) = ¾ ln(3/2) + ¼ ln(1/2),
+    // and its gradient is π − ρ = (−¼, ¼).
+    let k = kl_gradients(&[0.0, 0.0], &[0.75, 0.25]);
+    let by_hand = 0.75 * 1.5f64.ln() + 0.25 * 0.5f64.ln();
+    assert!((k.reverse - by_hand).abs() < 1e-15);
+    assert!((k.reverse_grad[0] + 0.25).abs() < 1e-15 && (k.reverse_grad[1] - 0.25).abs() < 1e-15);
+    // KL(π‖ρ) = ½ ln(2/3) + ½ ln 2, gradient π_b (ln(π_b/ρ_b) − KL).
+    let forward = 0.5 * (2.0f64 / 3.0).ln() + 0.5 * 2.0f64.ln();
+    assert!((k.forward - forward).abs() < 1e-15);
+    assert!((k.forward_grad[0] - 0.5 * ((2.0f64 / 3.0).ln() - forward)).abs() < 1e-15);
+    // Both gradients against central finite differences, on a less symmetric case.
+    let z = [0.4, -0.3, 1.1, 0.0];
+    let rho = [0.1, 0.2, 0.3, 0.4];
+    let k = kl_gradients(&z, &rho);
+    let h = 1e-6;
+    for b in 0..4 {
+        let (mut up, mut down) = (z, z);
+        up[b] += h;
+        down[b] -= h;
+        let (u, d) = (kl_gradients(&up, &rho), kl_gradients(&down, &rho));
+        assert!(((u.forward - d.forward) / (2.0 * h) - k.forward_grad[b]).abs() < 1e-8);
+        assert!(((u.reverse - d.reverse) / (2.0 * h) - k.reverse_grad[b]).abs() < 1e-8);
+    }
+    // The loss's k3 term, differentiated with the sampled action held fixed, follows the
+    // gradient of KL(ρ‖π) in expectation, not that of KL(π‖ρ) whose value it estimates.
+    let g = k3_penalty_gradient(&z, &rho).unwrap();
+    let gap = |x: &[f64], y: &[f64]| {
+        x.iter()
+            .zip(y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    };
+    assert!(
+        gap(&g, &k.reverse_grad) < 1e-12,
+        "{g:?} vs {:?}",
+        k.reverse_grad
+    );
+    assert!(
+        gap(&g, &k.forward_grad) > 0.05,
+        "{g:?} vs {:?}",
+        k.forward_grad
+    );
+}
