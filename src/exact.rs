@@ -211,9 +211,13 @@ pub fn gradient_estimate(
     let index = |a: &Array2<u32>| Tensor::from_vec(a.iter().copied().collect(), a.dim(), &device);
     let (states, actions) = (index(&batch.states), index(&batch.actions));
     let (adv, mask) = (tensor(advantages), tensor(&batch.mask));
+    // A fresh copy of the table is differentiated, so that the parameter and every tensor of
+    // the computation are made by this call: a notebook keeps a policy from cell to cell, and
+    // a tensor made in an earlier cell is not always told apart from one made in this one.
+    let policy = Tabular::from_array(&table_of(policy)?, &device)?;
     let var = policy.vars().remove(0);
     let grads = (|| {
-        let logp = log_probs(policy, &states?, &actions?)?;
+        let logp = log_probs(&policy, &states?, &actions?)?;
         reinforce_loss(&logp, &adv?, &mask?, Aggregation::EpisodeSum)?.backward()
     })()
     .doing("the sampled REINFORCE gradient")?;
@@ -227,6 +231,16 @@ pub fn gradient_estimate(
     let n = rows.len();
     Array2::from_shape_vec((n, 4), rows.into_iter().flatten().collect())
         .map_err(|e| Error::invalid("gradient", e.to_string()))
+}
+
+/// The numbers of a table, as an array.
+fn table_of(policy: &Tabular) -> Result<Array2<f64>> {
+    let rows = policy.vars()[0]
+        .as_tensor()
+        .to_vec2::<f64>()
+        .doing("reading the policy's table")?;
+    let (n, k) = (rows.len(), rows.first().map_or(0, Vec::len));
+    Ok(Array2::from_shape_fn((n, k), |(i, j)| rows[i][j]))
 }
 
 /// The fixed policy at which chapter 3 measures the gradient estimators: logits
