@@ -37,7 +37,7 @@ use crate::update::{grpo_update, Rows, UpdateSettings, UpdateStats};
 mod batch;
 mod folder;
 pub use crate::lm::config::GrpoLmConfig;
-pub use crate::update::{check_finite, part_loss, scalar};
+pub use crate::update::part_loss;
 pub use batch::{token_advantages, ScoredBatch, Tokens};
 pub use folder::{read_metrics, train, CONFIG, LATEST, METRICS, OPTIMIZER, REFERENCE, STATE};
 
