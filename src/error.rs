@@ -52,6 +52,18 @@ impl Error {
         }
     }
 
+    /// The same error, its key placed under `section` (`data.check_rate` becomes
+    /// `pretrain.data.check_rate`); other errors are returned as they are.
+    pub fn under(self, section: &str) -> Error {
+        match self {
+            Error::Invalid { what, why } => Error::Invalid {
+                what: format!("{section}.{what}"),
+                why,
+            },
+            e => e,
+        }
+    }
+
     /// A bad value for `what`.
     pub fn invalid(what: impl Into<String>, why: impl Into<String>) -> Error {
         Error::Invalid {

@@ -429,3 +429,46 @@ fn grpo_samples_only_at_temperature_one() {
     }
     assert!(LmConfig::from_toml("[grpo]\ntemperature = 1.0\n", "test.toml").is_ok());
 }
+
+#[test]
+fn a_tiny_zero_run_learns_the_format_from_a_base_model() {
+    use zero_to_r1::lm::config::Pretrain;
+    use zero_to_r1::lm::data::DataConfig;
+    use zero_to_r1::lm::task::Template;
+    // A base model that writes R1's template in one document of four, asked with R1-Zero's
+    // template (the prompt ends with <think>), and GRPO with no fine-tuning before it.
+    let mut c = tiny_config(30);
+    c.task.template = Template::Think;
+    c.model.context = 48;
+    c.grpo.prompts = 8;
+    c.grpo.group_size = 8;
+    c.grpo.lr = 3e-3;
+    c.reward.format = 1.0;
+    c.sft.steps = 0;
+    let data = DataConfig {
+        slip_rate: 0.0,
+        missing_tag_rate: 0.0,
+        template_rate: 0.25,
+        ..DataConfig::default()
+    };
+    let pre = zero_to_r1::lm::sft::SftConfig {
+        steps: 150,
+        warmup: 10,
+        lr: 0.01,
+        ..Default::default()
+    };
+    c.pretrain = Some(Pretrain { data, sft: pre });
+    c.validate().unwrap();
+    let task = c.task().unwrap();
+    let base = model(3);
+    sft::train(&base, task.as_ref(), 1, &data, &pre, 3, |_| {}).unwrap();
+    let mut trainer = GrpoTrainer::new(base.copy().unwrap(), base, &c, 3).unwrap();
+    let log: Vec<GrpoStep> = (0..30).map(|_| trainer.step().unwrap()).collect();
+    let mean = |s: &[GrpoStep]| s.iter().map(|m| m.format_rate).sum::<f64>() / s.len() as f64;
+    let (first, last) = (mean(&log[..5]), mean(&log[25..]));
+    assert!(
+        first > 0.05 && first < 0.5,
+        "the base model writes the template sometimes: {first}"
+    );
+    assert!(last > first + 0.3, "format rate {first:.2} → {last:.2}");
+}

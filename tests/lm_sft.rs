@@ -111,6 +111,11 @@ fn config_errors_name_the_key() {
         ("[eval]\ntemperature = -1.0\n", "eval.temperature"),
         ("[reward]\nformat = -1.0\n", "reward.format"),
         ("[sft]\nsteps = \"many\"\n", "steps"),
+        ("[pretrain.data]\ncheck_rate = 2.0\n", "pretrain.data.check_rate"),
+        ("[data]\ncheck_rate = 0.5\n", "data.slip_rate"),
+        ("[task]\nname = \"countdown\"\ndifficulty = 3\n[model]\ncontext = 128\n[data]\nslip_rate = 0.0\nmissing_tag_rate = 0.0\ncheck_rate = 0.5\n", "data"),
+        ("[task]\ntemplate = \"chat\"\n", "template"),
+        ("[sft]\nsteps = 0\n", "sft.steps"),
     ];
     for (text, key) in cases {
         let e = LmConfig::from_toml(text, "t.toml").unwrap_err().to_string();
@@ -118,7 +123,12 @@ fn config_errors_name_the_key() {
     }
     // The committed configs parse and round-trip.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for f in ["configs/addition-cpu.toml", "configs/countdown-gpu.toml"] {
+    for f in [
+        "configs/addition-cpu.toml",
+        "configs/countdown-gpu.toml",
+        "configs/zero-cpu.toml",
+        "configs/cold-start-cpu.toml",
+    ] {
         let c = LmConfig::from_file(&root.join(f)).unwrap();
         assert_eq!(LmConfig::from_toml(&c.to_toml().unwrap(), f).unwrap(), c);
     }
@@ -158,6 +168,7 @@ fn fine_tuning_learns_one_digit_arithmetic() {
     let clean = DataConfig {
         slip_rate: 0.0,
         missing_tag_rate: 0.0,
+        ..DataConfig::default()
     };
     let report = train(&model, &Arithmetic, 1, &clean, &sft, 0, |_| {}).unwrap();
     let (first, last) = report.first_last_loss(5);

@@ -4,7 +4,8 @@ use zero_to_r1::lm::data::{self, DataConfig, Flaw};
 use zero_to_r1::lm::eval::heldout;
 use zero_to_r1::lm::reward::{extract_answer, format_ok, score, RewardWeights};
 use zero_to_r1::lm::task::{
-    evaluate, sample_problem, task_by_name, Arithmetic, Countdown, Problem, Rational, Split, Task,
+    draft_columns, evaluate, has_check, sample_problem, task_by_name, Addition, Arithmetic,
+    Countdown, Problem, Rational, Split, Task, Template, Templated,
 };
 use zero_to_r1::lm::tokenizer::{Tokenizer, ANSWER, EOS, PAD, THINK};
 use zero_to_r1::rand::rngs::StdRng;
@@ -266,6 +267,7 @@ fn flawed_traces_come_at_the_configured_rates() {
     let config = DataConfig {
         slip_rate: 0.3,
         missing_tag_rate: 0.1,
+        ..DataConfig::default()
     };
     let examples = data::batch(&Arithmetic, 3, &config, 1, 0, 2000);
     let count = |f: Flaw| examples.iter().filter(|e| e.flaw == f).count() as f64 / 2000.0;
@@ -278,19 +280,195 @@ fn flawed_traces_come_at_the_configured_rates() {
             Flaw::None => assert_eq!((r.format, r.accuracy), (1.0, 1.0)),
             Flaw::Slip => assert_eq!((r.format, r.accuracy), (1.0, 0.0), "{}", e.response),
             Flaw::MissingTag => assert_eq!(r.format, 0.0),
+            Flaw::Draft { .. } => panic!("no drafts were asked for"),
         }
         assert_eq!(Split::of(&e.problem.prompt), Split::Train);
     }
     assert!(DataConfig {
         slip_rate: 0.8,
-        missing_tag_rate: 0.3
+        missing_tag_rate: 0.3,
+        ..DataConfig::default()
     }
     .validate()
     .is_err());
     assert!(DataConfig {
         slip_rate: -0.1,
-        missing_tag_rate: 0.0
+        missing_tag_rate: 0.0,
+        ..DataConfig::default()
     }
     .validate()
     .is_err());
+}
+
+fn problem(prompt: &str) -> Problem {
+    Addition.check_prompt(prompt).unwrap()
+}
+
+#[test]
+fn drafts_by_hand() {
+    let mut rng = StdRng::seed_from_u64(0);
+    let p = problem("47+85=");
+    // Every carry dropped, then caught by the check.
+    let d = draft_columns(&p, 1.0, true, &mut rng).unwrap();
+    assert_eq!(
+        d.trace.think,
+        "7+5+0=2c1,4+8+0=2c1;check 85+47:5+7+0=2c1,8+4+1=3c1 no"
+    );
+    assert_eq!(d.trace.answer, "132");
+    assert!(d.dropped && d.checked && d.redone);
+    // No carry dropped: the check agrees.
+    let d = draft_columns(&p, 0.0, true, &mut rng).unwrap();
+    assert_eq!(
+        d.trace.think,
+        "7+5+0=2c1,4+8+1=3c1;check 85+47:5+7+0=2c1,8+4+1=3c1 ok"
+    );
+    assert!(!d.dropped && !d.redone);
+    // A dropped carry without a check gives a wrong answer.
+    let d = draft_columns(&p, 1.0, false, &mut rng).unwrap();
+    assert_eq!(
+        (d.trace.think.as_str(), d.trace.answer.as_str()),
+        ("7+5+0=2c1,4+8+0=2c1", "122")
+    );
+    // Nothing to drop: 12+34 has no carry.
+    let d = draft_columns(&problem("12+34="), 1.0, false, &mut rng).unwrap();
+    assert_eq!(d.trace.answer, "46");
+    assert!(!d.dropped);
+    // A subtraction checks itself by working again in the same order.
+    let d = draft_columns(
+        &Arithmetic.check_prompt("52-17=").unwrap(),
+        1.0,
+        true,
+        &mut rng,
+    )
+    .unwrap();
+    assert_eq!(
+        d.trace.think,
+        "2-7-0=5c1,5-1-0=4c0;check 52-17:2-7-0=5c1,5-1-1=3c0 no"
+    );
+    assert_eq!(d.trace.answer, "35");
+    // A task without drafts says so.
+    assert!(Countdown
+        .draft(&Countdown.generate(0, 3), 0.5, true, &mut rng)
+        .is_none());
+}
+
+#[test]
+fn drafted_documents_come_at_the_configured_rates() {
+    let config = DataConfig {
+        slip_rate: 0.0,
+        missing_tag_rate: 0.0,
+        template_rate: 0.25,
+        check_rate: 0.2,
+        dropped_carry_rate: 0.6,
+    };
+    assert!(config.drafts());
+    let n = 4000;
+    let examples = data::batch(&Addition, 2, &config, 3, 0, n);
+    let w = RewardWeights::default();
+    let (mut template, mut checked, mut carries, mut dropped) = (0.0, 0.0, 0.0, 0.0);
+    for e in &examples {
+        let Flaw::Draft {
+            dropped: d,
+            checked: c,
+            redone,
+            template: t,
+        } = e.flaw
+        else {
+            panic!("not a draft: {:?}", e.flaw);
+        };
+        let r = score(&Addition, &e.problem, &e.response, &w);
+        // The exact template exactly when drawn so; a check always ends in the right answer,
+        // and an unchecked draft is right exactly when no carry was dropped.
+        assert_eq!(r.format == 1.0, t, "{}", e.response);
+        assert_eq!(c, has_check(&e.response));
+        let tail = e.response.split("</think>").nth(1).unwrap();
+        let answer = tail
+            .trim_start_matches("<answer>")
+            .trim_end_matches("</answer>")
+            .trim_start_matches("answer:");
+        let right = Addition.verify(&e.problem, answer);
+        assert_eq!(right, c || !d, "{}{}", e.problem.prompt, e.response);
+        assert_eq!(redone, c && d);
+        // Carries into the tens column: the ones digits sum to ten or more.
+        let ones = |i: usize| u32::from(e.problem.prompt.as_bytes()[i] - b'0');
+        if ones(1) + ones(4) >= 10 {
+            carries += 1.0;
+            dropped += f64::from(u8::from(d));
+        } else {
+            assert!(!d);
+        }
+        template += f64::from(u8::from(t));
+        checked += f64::from(u8::from(c));
+        assert_eq!(Split::of(&e.problem.prompt), Split::Train);
+    }
+    let close = |x: f64, n: f64, p: f64| (x / n - p).abs() < 4.0 * (p * (1.0 - p) / n).sqrt();
+    assert!(close(template, n as f64, 0.25), "{template}");
+    assert!(close(checked, n as f64, 0.2), "{checked}");
+    assert!(close(dropped, carries, 0.6), "{dropped} of {carries}");
+    // Drafts are not mixed with slips, and rates outside [0, 1] are refused by key.
+    let mixed = DataConfig {
+        slip_rate: 0.1,
+        ..config
+    };
+    assert!(mixed
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("data.slip_rate"));
+    let bad = DataConfig {
+        check_rate: 1.5,
+        ..config
+    };
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("data.check_rate"));
+}
+
+#[test]
+fn the_think_template_puts_the_opening_in_the_prompt() {
+    let task = Templated {
+        inner: Box::new(Addition),
+        template: Template::Think,
+    };
+    let p = problem("47+85=");
+    assert_eq!(task.pose(&p), "47+85=<think>");
+    let w = RewardWeights::default();
+    // The model writes only what follows <think>; it is scored with the opening in front.
+    let r = score(
+        &task,
+        &p,
+        "7+5+0=2c1,4+8+1=3c1</think><answer>132</answer>",
+        &w,
+    );
+    assert_eq!((r.format, r.accuracy), (1.0, 1.0));
+    let r = score(
+        &task,
+        &p,
+        "<think>7+5+0=2c1</think><answer>132</answer>",
+        &w,
+    );
+    assert_eq!(r.format, 0.0, "a second <think> breaks the format");
+    let r = score(&task, &p, "7+5+0=2c1,4+8+1=3c1</think>132", &w);
+    assert_eq!(
+        (r.format, r.accuracy),
+        (0.0, 0.0),
+        "an answer outside its tags earns nothing"
+    );
+    // Training documents are cut the same way: the opening moves into the prompt.
+    let e = data::Example {
+        problem: p.clone(),
+        response: "<think>7+5+0=2c1,4+8+1=3c1</think><answer>132</answer>".into(),
+        flaw: Flaw::None,
+    };
+    let (prompts, responses) = data::encode(&task, &[e.clone()]).unwrap();
+    let tok = Tokenizer;
+    assert_eq!(tok.decode(&prompts[0]).unwrap(), "47+85=<think>");
+    assert_eq!(
+        tok.decode(&responses[0]).unwrap(),
+        "7+5+0=2c1,4+8+1=3c1</think><answer>132</answer><eos>"
+    );
+    let (plain, _) = data::encode(&Addition, &[e]).unwrap();
+    assert_eq!(tok.decode(&plain[0]).unwrap(), "47+85=");
 }

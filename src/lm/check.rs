@@ -392,7 +392,7 @@ fn run_checks(device: &Device, tol: &Tolerances, emit: &mut dyn FnMut(CheckResul
     let task = config.task()?;
     let (d, s) = (config.task.difficulty, &config.sft);
     let examples = data::batch(task.as_ref(), d, &config.data, SEED, 0, s.batch_size);
-    let (prompts, responses) = data::encode(&examples)?;
+    let (prompts, responses) = data::encode(task.as_ref(), &examples)?;
     let what = format!(
         "one fine-tuning step (batch of {}, AdamW lr {LR:e})",
         s.batch_size

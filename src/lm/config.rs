@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use gridworld::rand::rngs::StdRng;
+use gridworld::rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -13,7 +15,7 @@ use crate::lm::eval::{EvalConfig, MAX_PROBLEMS};
 use crate::lm::model::{context_too_short, GptConfig};
 use crate::lm::reward::RewardWeights;
 use crate::lm::sft::SftConfig;
-use crate::lm::task::{task_by_name, Task};
+use crate::lm::task::{task_by_name, Task, Template, Templated};
 use crate::lm::tokenizer::Tokenizer;
 use crate::objective::{Aggregation, LossSettings};
 use crate::validate;
@@ -26,6 +28,8 @@ pub struct TaskConfig {
     pub name: String,
     /// Arithmetic: the most digits per number; Countdown: how many numbers.
     pub difficulty: usize,
+    /// `plain` (the bare prompt) or `think` (R1-Zero's: the prompt ends with `<think>`).
+    pub template: Template,
 }
 
 impl Default for TaskConfig {
@@ -33,20 +37,29 @@ impl Default for TaskConfig {
         TaskConfig {
             name: "addition".into(),
             difficulty: 2,
+            template: Template::Plain,
         }
     }
 }
 
 /// The longest worked example (prompt, response and end-of-sequence, in tokens) among the
-/// first problems of `task` at `difficulty`: what the model's context must hold. Training
+/// first problems of `task` at `difficulty` (among drafted documents too if `drafts`): what
+/// the model's context must hold. Training
 /// checks every example again, so a longer one later is still an error, not a crash.
-pub fn longest_example(task: &dyn Task, difficulty: usize) -> Result<usize> {
+pub fn longest_example(task: &dyn Task, difficulty: usize, drafts: bool) -> Result<usize> {
     let tok = Tokenizer;
     let mut longest = 0;
     for seed in 0..64 {
         let p = task.generate(seed, difficulty);
         let n = tok.encode(&p.prompt)?.len() + tok.encode(&task.solve(&p).response())?.len() + 1;
         longest = longest.max(n);
+        // A drafted document is longest when a dropped carry fails its check and the columns
+        // are worked again, with the answer given as `answer:…`.
+        let mut rng = StdRng::seed_from_u64(seed);
+        if let Some(d) = task.draft(&p, 1.0, true, &mut rng).filter(|_| drafts) {
+            let text = format!("<think>{}</think>answer:{}", d.trace.think, d.trace.answer);
+            longest = longest.max(tok.encode(&p.prompt)?.len() + tok.encode(&text)?.len() + 1);
+        }
     }
     Ok(longest)
 }
@@ -62,6 +75,19 @@ pub struct LmConfig {
     pub eval: EvalConfig,
     pub reward: RewardWeights,
     pub grpo: GrpoLmConfig,
+    /// A base model, pretrained before anything else on drafted documents (chapter 9's Zero
+    /// route). `[sft]` then fine-tunes that base model (R1's cold start), or is skipped with
+    /// `sft.steps = 0` (R1-Zero: GRPO straight from the base model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pretrain: Option<Pretrain>,
+}
+
+/// The pretraining of a base model: its documents and its optimizer settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pretrain {
+    pub data: DataConfig,
+    pub sft: SftConfig,
 }
 
 impl LmConfig {
@@ -87,8 +113,16 @@ impl LmConfig {
         toml::to_string(self).map_err(|e| Error::invalid("config", e.to_string()))
     }
 
-    /// The task named in the config.
+    /// The task named in the config, posed through its template.
     pub fn task(&self) -> Result<Box<dyn Task>> {
+        let inner = self.bare_task()?;
+        Ok(match self.task.template {
+            Template::Plain => inner,
+            template => Box::new(Templated { inner, template }),
+        })
+    }
+
+    fn bare_task(&self) -> Result<Box<dyn Task>> {
         task_by_name(&self.task.name).map_err(|_| {
             Error::invalid(
                 "task.name",
@@ -137,12 +171,33 @@ impl LmConfig {
         ] {
             validate::count(key, value, 0, most)?;
         }
-        let needed = longest_example(task.as_ref(), self.task.difficulty)?;
+        self.data.validate()?;
+        if let Some(p) = &self.pretrain {
+            p.data.validate().map_err(|e| e.under("pretrain"))?;
+            p.sft.validate().map_err(|e| e.under("pretrain"))?;
+        }
+        let drafts = self.data.drafts() || self.pretrain.as_ref().is_some_and(|p| p.data.drafts());
+        if drafts {
+            let probe = task.generate(0, self.task.difficulty);
+            let mut rng = StdRng::seed_from_u64(0);
+            if task.draft(&probe, 0.0, false, &mut rng).is_none() {
+                return Err(Error::invalid(
+                    "data",
+                    format!(
+                        "the {} task has no drafted documents: leave data.template_rate, \
+                         data.check_rate and data.dropped_carry_rate at 1, 0 and 0",
+                        task.name()
+                    ),
+                ));
+            }
+        }
+        let needed = longest_example(task.as_ref(), self.task.difficulty, drafts)?;
         if needed > self.model.context {
             return Err(context_too_short(self.model.context, needed));
         }
-        self.data.validate()?;
-        self.sft.validate()?;
+        if self.sft.steps > 0 || self.pretrain.is_none() {
+            self.sft.validate()?;
+        }
         self.eval.validate()?;
         self.reward.validate()?;
         self.grpo.validate()
@@ -210,6 +265,7 @@ impl LmConfig {
             task: TaskConfig {
                 name: "countdown".into(),
                 difficulty: 4,
+                ..TaskConfig::default()
             },
             model: GptConfig {
                 context: 128,

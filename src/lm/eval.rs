@@ -96,6 +96,9 @@ pub struct Scored {
     pub accuracy: f64,
     /// Length in tokens (end-of-sequence included).
     pub tokens: usize,
+    /// 1 if the response checks its result.
+    #[serde(default)]
+    pub checked: f64,
 }
 
 /// The numbers of an evaluation.
@@ -139,7 +142,7 @@ pub fn respond(
     for (c, chunk) in problems.chunks(batch_size.max(1)).enumerate() {
         let prompts = chunk
             .iter()
-            .map(|p| tok.encode(&p.prompt))
+            .map(|p| tok.encode(&task.pose(p)))
             .collect::<Result<Vec<_>>>()?;
         let rollout = generate(model, &prompts, sampling, derive_seed(seed, c as u64))?;
         for (p, resp) in chunk.iter().zip(&rollout.responses) {
@@ -153,6 +156,7 @@ pub fn respond(
                 format: r.format,
                 accuracy: r.accuracy,
                 tokens: resp.len(),
+                checked: r.checked,
             });
         }
     }
@@ -169,6 +173,9 @@ pub struct GreedySummary {
     /// Mean length in tokens of the correct and of the incorrect responses (`None` if none).
     pub len_correct: Option<f64>,
     pub len_incorrect: Option<f64>,
+    /// Fraction of the responses that check their result.
+    #[serde(default)]
+    pub check_rate: f64,
 }
 
 /// Summarises scored responses.
@@ -187,6 +194,7 @@ pub fn greedy_summary(scored: &[Scored]) -> GreedySummary {
         format_rate: scored.iter().map(|s| s.format).sum::<f64>() / n,
         len_correct: mean_len(true),
         len_incorrect: mean_len(false),
+        check_rate: scored.iter().map(|s| s.checked).sum::<f64>() / n,
     }
 }
 

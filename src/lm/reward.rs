@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::lm::task::{Problem, Task};
+use crate::lm::task::{has_check, Problem, Task};
 use crate::validate;
 
 const THINK: &str = "<think>";
@@ -96,11 +96,16 @@ pub struct Reward {
     pub accuracy: f64,
     /// `format · w_format + accuracy · w_accuracy`.
     pub total: f64,
+    /// 1 if the response checks its result (contains [`CHECK`](crate::lm::task::CHECK)), else 0. Not rewarded;
+    /// measured, to see whether reinforcement learning makes checking more common.
+    pub checked: f64,
 }
 
 // ANCHOR: score
-/// Scores a decoded response to `problem`.
+/// Scores a decoded response to `problem` (with what the task's template opened in front
+/// of it: [`Task::completed`]).
 pub fn score(task: &dyn Task, problem: &Problem, response: &str, w: &RewardWeights) -> Reward {
+    let response = &task.completed(response);
     let format = f64::from(u8::from(format_ok(response)));
     let accuracy = match extract_answer(response) {
         Some(answer) => f64::from(u8::from(task.verify(problem, answer))),
@@ -110,6 +115,7 @@ pub fn score(task: &dyn Task, problem: &Problem, response: &str, w: &RewardWeigh
         format,
         accuracy,
         total: w.format * format + w.accuracy * accuracy,
+        checked: f64::from(u8::from(has_check(response))),
     }
 }
 // ANCHOR_END: score

@@ -15,10 +15,13 @@ use crate::lm::grpo::{self, to_json, GrpoStep, GrpoTrainer};
 use crate::lm::model::Gpt;
 use crate::lm::sft::{self, SftReport};
 use crate::progress::Progress;
+use crate::rollout::derive_seed;
 
 /// The results of [`sft_and_eval`].
 pub struct SftRun {
     pub model: Gpt,
+    /// The pretraining of the base model, if the config asks for one.
+    pub pretrain: Option<SftReport>,
     pub sft: SftReport,
     pub eval: EvalReport,
 }
@@ -75,6 +78,45 @@ impl SftRun {
     }
 }
 
+/// Mixed into the seed for the pretraining documents: a stream apart from the cold start's.
+const PRETRAIN: u64 = 0x0BA5_E000;
+
+/// One stage of next-token training of `model` on the documents `data` describes, reported
+/// to `progress` as `label`.
+#[allow(clippy::too_many_arguments)]
+fn stage(
+    model: &Gpt,
+    task: &dyn crate::lm::task::Task,
+    config: &LmConfig,
+    data: &crate::lm::data::DataConfig,
+    sft_config: &sft::SftConfig,
+    seed: u64,
+    label: &str,
+    progress: &mut dyn Progress,
+) -> Result<SftReport> {
+    progress.start(label, sft_config.steps as u64);
+    let report = sft::train(
+        model,
+        task,
+        config.task.difficulty,
+        data,
+        sft_config,
+        seed,
+        |s| {
+            progress.advance(1);
+            if s.step % 5 == 0 {
+                progress.message(&format!("loss {:.3}", s.loss));
+            }
+        },
+    )?;
+    progress.message(&format!(
+        "loss {:.3}",
+        report.steps.last().map_or(f64::NAN, |s| s.loss)
+    ));
+    progress.finish();
+    Ok(report)
+}
+
 // ANCHOR: sft_and_eval
 /// Fine-tunes a fresh model (weights from `seed`) as `config` says, reporting each step to
 /// `progress`, then evaluates it on the held-out problems. With `out`, writes the checkpoint,
@@ -94,30 +136,44 @@ pub fn sft_and_eval(
     }
     let task = config.task()?;
     let model = Gpt::new(&config.model, seed, device)?;
-    progress.start("8 · SFT", config.sft.steps as u64);
-    let report = sft::train(
-        &model,
-        task.as_ref(),
-        config.task.difficulty,
-        &config.data,
-        &config.sft,
-        seed,
-        |s| {
-            progress.advance(1);
-            if s.step % 5 == 0 {
-                progress.message(&format!("loss {:.3}", s.loss));
-            }
-        },
-    )?;
-    progress.message(&format!(
-        "loss {:.3}",
-        report.steps.last().map_or(f64::NAN, |s| s.loss)
-    ));
-    progress.finish();
+    let mut pretrain = None;
+    if let Some(p) = &config.pretrain {
+        let r = stage(
+            &model,
+            task.as_ref(),
+            config,
+            &p.data,
+            &p.sft,
+            derive_seed(seed, PRETRAIN),
+            "9 · pretraining",
+            progress,
+        )?;
+        pretrain = Some(r);
+    }
+    let report = if config.sft.steps > 0 {
+        let label = if config.pretrain.is_some() {
+            "9 · cold start"
+        } else {
+            "8 · SFT"
+        };
+        stage(
+            &model,
+            task.as_ref(),
+            config,
+            &config.data,
+            &config.sft,
+            seed,
+            label,
+            progress,
+        )?
+    } else {
+        SftReport::default()
+    };
     let problems = heldout(task.as_ref(), config.eval.problems, config.task.difficulty);
     let eval = evaluate(&model, task.as_ref(), &problems, &config.eval, seed)?;
     let run = SftRun {
         model,
+        pretrain,
         sft: report,
         eval,
     };

@@ -148,7 +148,7 @@ pub fn train(
     let mut tokens = 0;
     for step in 0..config.steps {
         let examples = data::batch(task, difficulty, data_config, seed, step, config.batch_size);
-        let (prompts, responses) = data::encode(&examples)?;
+        let (prompts, responses) = data::encode(task, &examples)?;
         fits_context(model, &prompts, &responses)?;
         let lr = learning_rate(step, config.steps, config.warmup, config.lr);
         opt.set_lr(lr);

@@ -119,6 +119,7 @@ pub fn run(
         sampled_format_rate: eval.sampled_format_rate,
     });
     let run = SftRun {
+        pretrain: None,
         model,
         sft: report,
         eval,

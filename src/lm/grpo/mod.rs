@@ -75,6 +75,14 @@ pub struct GrpoStep {
     pub len_incorrect: Option<f64>,
     /// Fraction of responses cut off by `max_new_tokens` before end-of-sequence.
     pub truncated: f64,
+    /// Fraction of responses that check their result, and the accuracy of the responses
+    /// with and without a check.
+    #[serde(default)]
+    pub check_rate: f64,
+    #[serde(default)]
+    pub accuracy_checked: Option<f64>,
+    #[serde(default)]
+    pub accuracy_unchecked: Option<f64>,
     pub sample_tokens_per_second: f64,
     pub train_tokens_per_second: f64,
     /// Seconds since the run started (resumed runs continue the count).
@@ -171,7 +179,7 @@ impl GrpoTrainer {
         let problems = self.problems(step);
         let mut prompts = Vec::with_capacity(g.responses());
         for p in &problems {
-            let ids = tok.encode(&p.prompt)?;
+            let ids = tok.encode(&self.task.pose(p))?;
             prompts.extend(std::iter::repeat_n(ids, g.group_size));
         }
         let sampling = SampleConfig {
@@ -312,6 +320,15 @@ impl GrpoTrainer {
                     .map(|(&l, _)| l),
             )
         };
+        let accuracy_where = |checked: bool| {
+            mean_or_none(
+                batch
+                    .rewards
+                    .iter()
+                    .filter(|r| (r.checked > 0.0) == checked)
+                    .map(|r| r.accuracy),
+            )
+        };
         let totals: Vec<f64> = batch.rewards.iter().map(|r| r.total).collect();
         let rows = &batch.rows;
         let kl_ref = approx_kl(&rows.ref_logp, &rows.old_logp, &rows.mask)
@@ -349,6 +366,9 @@ impl GrpoTrainer {
             len_correct: mean_len_where(true),
             len_incorrect: mean_len_where(false),
             truncated,
+            check_rate: mean(&|r| r.checked),
+            accuracy_checked: accuracy_where(true),
+            accuracy_unchecked: accuracy_where(false),
             sample_tokens_per_second: lengths.iter().sum::<f64>() / sample_secs.max(1e-9),
             train_tokens_per_second: train_tokens / train_secs.max(1e-9),
             seconds: 0.0,

@@ -84,6 +84,107 @@ fn write_columns(cols: &[[u64; 5]], op: char) -> String {
         .join(",")
 }
 
+/// The `n` columns of `a op b` as a hurried writer works them: each carry (or borrow) into a
+/// column is dropped with probability `drop_rate`, and the column is then worked without it.
+/// Returns the columns and whether any carry was dropped.
+fn hurried_columns(
+    a: u64,
+    b: u64,
+    op: char,
+    n: usize,
+    drop_rate: f64,
+    rng: &mut dyn Rng,
+) -> (Vec<[u64; 5]>, bool) {
+    let n = n.max(n_digits(a)).max(n_digits(b));
+    let (da, db) = (digits_rev(a, n), digits_rev(b, n));
+    let mut carry = 0;
+    let mut dropped = false;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        if carry == 1 && drop_rate > 0.0 && rng.random::<f64>() < drop_rate {
+            carry = 0;
+            dropped = true;
+        }
+        let (d, c) = if op == '+' {
+            let s = da[i] + db[i] + carry;
+            (s % 10, s / 10)
+        } else {
+            let s = da[i] as i64 - db[i] as i64 - carry as i64;
+            if s < 0 {
+                ((s + 10) as u64, 1)
+            } else {
+                (s as u64, 0)
+            }
+        };
+        out.push([da[i], db[i], carry, d, c]);
+        carry = c;
+    }
+    (out, dropped)
+}
+
+/// What marks a check in a scratchpad: `;check ` and then the inverse operation.
+pub const CHECK: &str = ";check ";
+
+/// Does a response check its result? (It contains [`CHECK`].)
+pub fn has_check(response: &str) -> bool {
+    response.contains(CHECK)
+}
+
+/// A worked solution as a fallible writer drafts it, with what happened in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Draft {
+    pub trace: Trace,
+    /// A carry (or borrow) was dropped in the first pass.
+    pub dropped: bool,
+    /// The scratchpad checks its result.
+    pub checked: bool,
+    /// The check failed and the columns were worked again.
+    pub redone: bool,
+}
+
+// ANCHOR: draft
+/// Drafts a solution of `a op b`: the columns, with each carry dropped with probability
+/// `drop_rate`; then, if `check`, the problem worked again, carefully (no carry dropped) —
+/// for a sum the other way round, `b+a`. A second pass that agrees with the first ends in
+/// ` ok`; one that does not ends in ` no`, and the answer is the careful result. For
+/// `47+85=`, a dropped carry caught by the check reads
+///
+/// ```text
+/// 7+5+0=2c1,4+8+0=2c1;check 85+47:5+7+0=2c1,8+4+1=3c1 no
+/// ```
+///
+/// and the answer is 132.
+pub fn draft_columns(
+    problem: &Problem,
+    drop_rate: f64,
+    check: bool,
+    rng: &mut dyn Rng,
+) -> Option<Draft> {
+    let (a, op, b, n) = parse_arithmetic(&problem.prompt)?;
+    let (cols, dropped) = hurried_columns(a, b, op, n, drop_rate, rng);
+    let first = read_answer(&cols, op);
+    let mut think = write_columns(&cols, op);
+    let mut answer = first.clone();
+    let mut redone = false;
+    if check {
+        let (x, y) = if op == '+' { (b, a) } else { (a, b) };
+        let careful = columns(x, y, op, n);
+        let second = read_answer(&careful, op);
+        let agrees = second == first;
+        think += &format!("{CHECK}{x:0n$}{op}{y:0n$}:{}", write_columns(&careful, op));
+        think += if agrees { " ok" } else { " no" };
+        redone = !agrees;
+        answer = second;
+    }
+    Some(Draft {
+        trace: Trace { think, answer },
+        dropped,
+        checked: check,
+        redone,
+    })
+}
+// ANCHOR_END: draft
+
 /// The most digits an arithmetic operand may have (sums then fit in a `u64`).
 pub const MAX_DIGITS: usize = 18;
 
@@ -224,6 +325,16 @@ impl Task for Arithmetic {
         9
     }
 
+    fn draft(
+        &self,
+        problem: &Problem,
+        drop_rate: f64,
+        check: bool,
+        rng: &mut dyn Rng,
+    ) -> Option<Draft> {
+        draft_columns(problem, drop_rate, check, rng)
+    }
+
     /// `a+b=` or `a-b=` with operands of 1 to [`MAX_DIGITS`] digits (leading zeros allowed)
     /// and, for a subtraction, a ≥ b.
     fn check_prompt(&self, prompt: &str) -> Result<Problem> {
@@ -263,6 +374,16 @@ impl Task for Addition {
 
     fn max_difficulty(&self) -> usize {
         Arithmetic.max_difficulty()
+    }
+
+    fn draft(
+        &self,
+        problem: &Problem,
+        drop_rate: f64,
+        check: bool,
+        rng: &mut dyn Rng,
+    ) -> Option<Draft> {
+        draft_columns(problem, drop_rate, check, rng)
     }
 
     /// As for [`Arithmetic`], additions only.

@@ -81,6 +81,28 @@ pub trait Task: Send + Sync {
     fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace;
     /// The largest meaningful difficulty.
     fn max_difficulty(&self) -> usize;
+    /// A solution as a fallible writer drafts it (see [`draft_columns`]): each carry dropped
+    /// with probability `drop_rate`, and the result checked if `check`. `None` for a task
+    /// without drafts, or a prompt that is not the task's.
+    fn draft(
+        &self,
+        _problem: &Problem,
+        _drop_rate: f64,
+        _check: bool,
+        _rng: &mut dyn Rng,
+    ) -> Option<Draft> {
+        None
+    }
+    /// The text the model is shown for `problem`: its prompt, followed by the template's
+    /// opening (see [`Template`]).
+    fn pose(&self, problem: &Problem) -> String {
+        problem.prompt.clone()
+    }
+    /// The whole response, as scored, of a model that generated `generated` after
+    /// [`Task::pose`]: what the template opened, then what the model wrote.
+    fn completed(&self, generated: &str) -> String {
+        generated.to_string()
+    }
     /// The problem a prompt typed by hand poses (`lm sample --prompt`), with its ground truth;
     /// an error if the prompt is not one of this task's: unreadable, or outside its limits
     /// (see each task). A prompt that passes is scored exactly like a generated one.
@@ -95,6 +117,75 @@ pub trait Task: Send + Sync {
     }
 }
 // ANCHOR_END: task_trait
+
+/// How a problem is put to the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Template {
+    /// The bare prompt, `47+85=`: the model writes the whole response, tags included.
+    #[default]
+    Plain,
+    /// R1-Zero's template: the prompt ends with `<think>`, so that every response continues
+    /// a think block, and the model must itself close it and give an answer.
+    Think,
+}
+
+impl Template {
+    /// What the template adds after the prompt (and so before the response).
+    pub fn opening(self) -> &'static str {
+        match self {
+            Template::Plain => "",
+            Template::Think => "<think>",
+        }
+    }
+}
+
+/// A task posed through a [`Template`]: the prompt gains the template's opening, and a
+/// response is scored with that opening in front of it.
+pub struct Templated {
+    pub inner: Box<dyn Task>,
+    pub template: Template,
+}
+
+impl Task for Templated {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn generate(&self, seed: u64, difficulty: usize) -> Problem {
+        self.inner.generate(seed, difficulty)
+    }
+    fn verify(&self, problem: &Problem, answer: &str) -> bool {
+        self.inner.verify(problem, answer)
+    }
+    fn solve(&self, problem: &Problem) -> Trace {
+        self.inner.solve(problem)
+    }
+    fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace {
+        self.inner.slip(problem, rng)
+    }
+    fn max_difficulty(&self) -> usize {
+        self.inner.max_difficulty()
+    }
+    fn draft(
+        &self,
+        problem: &Problem,
+        drop_rate: f64,
+        check: bool,
+        rng: &mut dyn Rng,
+    ) -> Option<Draft> {
+        self.inner.draft(problem, drop_rate, check, rng)
+    }
+    fn pose(&self, problem: &Problem) -> String {
+        format!("{}{}", self.inner.pose(problem), self.template.opening())
+    }
+    fn completed(&self, generated: &str) -> String {
+        self.inner
+            .completed(&format!("{}{generated}", self.template.opening()))
+    }
+    fn check_prompt(&self, prompt: &str) -> Result<Problem> {
+        self.inner.check_prompt(prompt)
+    }
+}
 
 /// Draws the `i`-th problem of a stream from `seed`, keeping only prompts of `split`: training
 /// data and evaluation can never share a prompt.

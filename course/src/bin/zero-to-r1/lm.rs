@@ -201,7 +201,7 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
             let tok = Tokenizer;
             let prompts = problems
                 .iter()
-                .map(|p| tok.encode(&p.prompt))
+                .map(|p| tok.encode(&t.pose(p)))
                 .collect::<Result<Vec<_>>>()?;
             let start = std::time::Instant::now();
             let rollout = generate::generate(&model, &prompts, &sc, run.seed())?;
