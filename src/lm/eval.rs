@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::lm::generate::{generate, SampleConfig};
 use crate::lm::model::Gpt;
-use crate::lm::reward::{score, RewardWeights};
+use crate::lm::reward::{extract_answer, score, RewardWeights};
 use crate::lm::task::{sample_problem, Problem, Split, Task};
 use crate::lm::tokenizer::Tokenizer;
 use crate::rollout::{derive_seed, mean_or_none};
@@ -96,6 +96,9 @@ pub struct Scored {
     pub accuracy: f64,
     /// Length in tokens (end-of-sequence included).
     pub tokens: usize,
+    /// The response as scored: what the template opened, then what the model wrote.
+    #[serde(skip)]
+    pub full: String,
     /// 1 if the response checks its result.
     #[serde(default)]
     pub checked: f64,
@@ -117,6 +120,12 @@ pub struct EvalReport {
     pub sampled_accuracy: f64,
     /// Fraction of all k·problems samples in the exact format.
     pub sampled_format_rate: f64,
+    /// Fraction of problems whose most common answer among the k samples is correct (ties
+    /// go to the answer seen first): self-consistency, majority vote at k.
+    pub majority_at_k: f64,
+    /// Fraction of the greedy and of the sampled responses that check their result.
+    pub check_rate: f64,
+    pub sampled_check_rate: f64,
     /// Mean length (tokens) of correct greedy responses, if any.
     pub mean_len_correct: Option<f64>,
     /// Mean length (tokens) of incorrect greedy responses, if any.
@@ -150,6 +159,7 @@ pub fn respond(
             let r = score(task, p, &text, &RewardWeights::default());
             generated += resp.len();
             out.push(Scored {
+                full: task.completed(&text),
                 prompt: p.prompt.clone(),
                 response: text,
                 truth: p.truth.clone(),
@@ -197,6 +207,25 @@ pub fn greedy_summary(scored: &[Scored]) -> GreedySummary {
         check_rate: scored.iter().map(|s| s.checked).sum::<f64>() / n,
     }
 }
+
+// ANCHOR: majority
+/// The most common answer among some responses to one problem, counting only answers given
+/// in the answer tags (ties go to the answer seen first); `None` if no response gave one.
+pub fn majority(responses: &[Scored]) -> Option<&str> {
+    let answers: Vec<&str> = responses
+        .iter()
+        .filter_map(|s| extract_answer(&s.full).map(str::trim))
+        .collect();
+    let count = |a: &str| answers.iter().filter(|&&b| b == a).count();
+    answers
+        .iter()
+        .copied()
+        .fold(None, |best: Option<&str>, a| match best {
+            Some(b) if count(b) >= count(a) => Some(b),
+            _ => Some(a),
+        })
+}
+// ANCHOR_END: majority
 
 // ANCHOR: evaluate
 /// Evaluates `model` on `problems`: one greedy response each, and `config.k` samples each for
@@ -249,6 +278,14 @@ pub fn evaluate(
         pass_at_k: solved as f64 / n,
         sampled_accuracy: samples.iter().map(|s| s.accuracy).sum::<f64>() / samples.len() as f64,
         sampled_format_rate: samples.iter().map(|s| s.format).sum::<f64>() / samples.len() as f64,
+        majority_at_k: samples
+            .chunks(config.k)
+            .zip(problems)
+            .filter(|(group, p)| majority(group).is_some_and(|a| task.verify(p, a)))
+            .count() as f64
+            / n,
+        check_rate: summary.check_rate,
+        sampled_check_rate: samples.iter().map(|s| s.checked).sum::<f64>() / samples.len() as f64,
         mean_len_correct: summary.len_correct,
         mean_len_incorrect: summary.len_incorrect,
         tokens_per_second: generated as f64 / start.elapsed().as_secs_f64().max(1e-9),

@@ -64,7 +64,7 @@ impl SftRun {
             train_tokens_per_second: self.sft.tokens_per_second,
             first_loss: first,
             final_loss: last,
-            data_clean_rate: config.data.clean_rate(),
+            data_clean_rate: config.clean_rate().unwrap_or(f64::NAN),
             greedy_accuracy: self.eval.greedy_accuracy,
             format_rate: self.eval.format_rate,
             pass_at_k: self.eval.pass_at_k,
@@ -128,6 +128,19 @@ pub fn sft_and_eval(
     progress: &mut dyn Progress,
     out: Option<&Path>,
 ) -> Result<SftRun> {
+    train_and_eval(config, seed, device, progress, out, None)
+}
+
+/// [`sft_and_eval`], starting from `base` if given: the base model is then not pretrained
+/// again (the config's `[pretrain]` is skipped), and only `[sft]` (the cold start) trains it.
+pub fn train_and_eval(
+    config: &LmConfig,
+    seed: u64,
+    device: &Device,
+    progress: &mut dyn Progress,
+    out: Option<&Path>,
+    base: Option<Gpt>,
+) -> Result<SftRun> {
     config.validate()?;
     config.check_memory(device)?;
     if let Some(dir) = out {
@@ -135,9 +148,13 @@ pub fn sft_and_eval(
         write_atomic(&dir.join("config.toml"), config.to_toml()?.as_bytes())?;
     }
     let task = config.task()?;
-    let model = Gpt::new(&config.model, seed, device)?;
+    let pretrained = base.is_some();
+    let model = match base {
+        Some(m) => m,
+        None => Gpt::new(&config.model, seed, device)?,
+    };
     let mut pretrain = None;
-    if let Some(p) = &config.pretrain {
+    if let Some(p) = config.pretrain.as_ref().filter(|_| !pretrained) {
         let r = stage(
             &model,
             task.as_ref(),
@@ -194,6 +211,7 @@ pub fn sft_and_eval(
     }
     Ok(run)
 }
+
 // ANCHOR_END: sft_and_eval
 
 /// The numbers of an R1-Zero run (SFT, then GRPO), written to `summary.json`.
@@ -211,6 +229,9 @@ pub struct R1ZeroSummary {
     pub sft_steps: usize,
     pub grpo_steps: usize,
     pub sft_seconds: f64,
+    /// Seconds of pretraining the base model (0 without `[pretrain]`).
+    #[serde(default)]
+    pub pretrain_seconds: f64,
     pub grpo_seconds: f64,
     /// Held-out evaluation of the SFT model (before RL) and of the RL model (after).
     pub before: EvalSummary,
@@ -224,6 +245,16 @@ pub struct R1ZeroSummary {
 pub struct EvalSummary {
     pub greedy_accuracy: f64,
     pub format_rate: f64,
+    /// Majority vote over the k samples, and the fraction of greedy and sampled responses
+    /// that check their result (absent from records written before they were measured).
+    #[serde(default)]
+    pub majority_at_k: f64,
+    #[serde(default)]
+    pub check_rate: f64,
+    #[serde(default)]
+    pub sampled_check_rate: f64,
+    #[serde(default)]
+    pub sampled_format_rate: f64,
     pub pass_at_k: f64,
     pub sampled_accuracy: f64,
     pub mean_len_correct: Option<f64>,
@@ -235,6 +266,10 @@ impl From<&EvalReport> for EvalSummary {
         EvalSummary {
             greedy_accuracy: e.greedy_accuracy,
             format_rate: e.format_rate,
+            majority_at_k: e.majority_at_k,
+            check_rate: e.check_rate,
+            sampled_check_rate: e.sampled_check_rate,
+            sampled_format_rate: e.sampled_format_rate,
             pass_at_k: e.pass_at_k,
             sampled_accuracy: e.sampled_accuracy,
             mean_len_correct: e.mean_len_correct,
@@ -249,6 +284,9 @@ pub enum Start<'a> {
     Sft,
     /// Load this SFT checkpoint folder.
     Checkpoint(&'a Path),
+    /// Load this base model, and fine-tune it as `[sft]` says (the cold start) into
+    /// `out/sft`; `[pretrain]` is not repeated.
+    Base(&'a Path),
 }
 
 /// The file of an R1-Zero run folder that holds its settings.
@@ -264,8 +302,14 @@ pub struct R1ZeroRun {
     pub config: LmConfig,
     /// The SFT checkpoint the run started from; `None`: fine-tuned into `OUT/sft`.
     pub sft_from: Option<PathBuf>,
+    /// The base model the run's fine-tuning started from, instead of pretraining its own.
+    #[serde(default)]
+    pub base_from: Option<PathBuf>,
     /// Seconds of fine-tuning, once done (0 for a loaded checkpoint).
     pub sft_seconds: Option<f64>,
+    /// Seconds of pretraining the base model, once done (configs with `[pretrain]`).
+    #[serde(default)]
+    pub pretrain_seconds: Option<f64>,
     /// The held-out evaluation of the SFT model, once done.
     pub before: Option<EvalSummary>,
 }
@@ -400,10 +444,15 @@ pub fn r1_zero(
         seed,
         config: config.clone(),
         sft_from: match start {
-            Start::Sft => None,
             Start::Checkpoint(dir) => Some(dir.to_path_buf()),
+            _ => None,
+        },
+        base_from: match start {
+            Start::Base(dir) => Some(dir.to_path_buf()),
+            _ => None,
         },
         sft_seconds: None,
+        pretrain_seconds: None,
         before: None,
     };
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
@@ -456,9 +505,14 @@ fn continue_r1_zero(
         let policy = match (run.before.is_some(), run.sft_from.clone()) {
             (true, from) => checkpoint::load(from.as_deref().unwrap_or(&sft_dir), device)?,
             (false, None) => {
-                let r = sft_and_eval(config, run.seed, device, progress, Some(&sft_dir))?;
+                let base = match &run.base_from {
+                    Some(dir) => Some(checkpoint::load(dir, device)?),
+                    None => None,
+                };
+                let r = train_and_eval(config, run.seed, device, progress, Some(&sft_dir), base)?;
                 run.before = Some(EvalSummary::from(&r.eval));
                 run.sft_seconds = Some(r.sft.seconds);
+                run.pretrain_seconds = r.pretrain.as_ref().map(|p| p.seconds);
                 r.model
             }
             (false, Some(from)) => {
@@ -513,6 +567,7 @@ fn continue_r1_zero(
         },
         grpo_steps: config.grpo.steps,
         sft_seconds: run.sft_seconds.unwrap_or(0.0),
+        pretrain_seconds: run.pretrain_seconds.unwrap_or(0.0),
         grpo_seconds: trainer.seconds,
         before,
         after,

@@ -10,12 +10,14 @@ pub mod ch06;
 pub mod ch07;
 pub mod ch08;
 pub mod ch09;
+pub mod zero;
 
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use zero_to_r1::error::{Error, Result};
 use zero_to_r1::io::read_text;
+use zero_to_r1::lm::config::LmConfig;
 
 /// The repository this crate was built in (the folder that holds `course/`): the book's
 /// committed records are read from it at run time, not compiled in.
@@ -103,6 +105,12 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
     push_figures(&mut out, "ch09", &ch09::figures(&ch9)?);
     out.push(("ch09/run.md".into(), ch09::run_table(&ch9).into_bytes()));
     out.push(("ch09/ablation.md".into(), ch09::table(&ch9).into_bytes()));
+    let routes = zero::recorded()?;
+    push_figures(&mut out, "ch09", &zero::figures(&routes)?);
+    out.push(("ch09/routes.md".into(), zero::table(&routes).into_bytes()));
+    out.push(("ch09/routes_examples.md".into(), zero::examples_table(&routes).into_bytes()));
+    let zero_config = LmConfig::from_file(&repository().join("configs/zero-cpu.toml"))?;
+    out.push(("ch09/documents.md".into(), zero::documents_table(&zero_config, 8)?.into_bytes()));
     Ok(out)
 }
 

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::lm_args::LmRunArgs;
-use crate::measure::{self, MeasureArgs, MeasureR1Args};
+use crate::measure::{self, MeasureArgs, MeasureR1Args, MeasureZeroArgs};
 use crate::r1_zero::{self, R1ZeroArgs};
 
 #[derive(Subcommand)]
@@ -75,6 +75,15 @@ pub(crate) enum LmCommand {
     /// `zero-to-r1 figures` to redraw them. The runs' folders (checkpoints, metrics.jsonl)
     /// go to --runs.
     MeasureR1(MeasureR1Args),
+    /// Measure chapter 9's routes for the book, over several seeds: R1-Zero's (GRPO
+    /// straight from a pretrained base model, configs/zero-cpu.toml), the same with Dr. GRPO,
+    /// and R1's (a short cold-start fine-tuning first, configs/cold-start-cpu.toml); about 30
+    /// minutes on two cores for three seeds.
+    ///
+    /// Each seed pretrains its own base model from fresh weights, and its three routes start
+    /// from it. Writes the record the book's route table and figures are drawn from; then run
+    /// `zero-to-r1 figures` to redraw them.
+    MeasureZero(MeasureZeroArgs),
     /// Sample responses from a checkpoint and show their rewards.
     Sample {
         #[command(flatten)]
@@ -135,13 +144,14 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
                 s.first_loss,
                 s.final_loss
             );
-            print_eval(&r.eval, config.data.clean_rate())?;
+            print_eval(&r.eval, config.clean_rate()?)?;
             say!("wrote the checkpoint and metrics to {}", out.display());
             Ok(())
         }
         LmCommand::Measure(args) => measure::measure(args),
         LmCommand::R1Zero(args) => r1_zero::r1_zero(args),
         LmCommand::MeasureR1(args) => measure::measure_r1(args),
+        LmCommand::MeasureZero(args) => measure::measure_zero(args),
         LmCommand::Eval {
             run,
             checkpoint: ck,
@@ -172,7 +182,7 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
                     s.format
                 );
             }
-            print_eval(&report, config.data.clean_rate())?;
+            print_eval(&report, config.clean_rate()?)?;
             Ok(())
         }
         LmCommand::Sample {

@@ -121,6 +121,60 @@ pub(crate) fn measure_r1(args: MeasureR1Args) -> Result<()> {
     save_record(&out, &record, &table)
 }
 
+// The flags of `lm measure-zero`.
+#[derive(Args)]
+pub(crate) struct MeasureZeroArgs {
+    /// The Zero route's config.
+    #[arg(long, value_name = "FILE", default_value = "configs/zero-cpu.toml")]
+    zero: PathBuf,
+    /// The cold-start route's config.
+    #[arg(long, value_name = "FILE", default_value = "configs/cold-start-cpu.toml")]
+    cold_start: PathBuf,
+    /// How many seeds (0, 1, …) per route.
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    /// Where to write the record.
+    #[arg(long, default_value = "book/src/generated/ch09/routes.json")]
+    out: PathBuf,
+    /// Where to keep the runs' folders.
+    #[arg(long, default_value = "runs/lm/measure-zero")]
+    runs: PathBuf,
+    /// A description of the machine, stored in the record.
+    #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
+    machine: String,
+}
+
+/// `lm measure-zero`: chapter 9's two routes over several seeds, measured into the book's
+/// record.
+pub(crate) fn measure_zero(args: MeasureZeroArgs) -> Result<()> {
+    use zero_to_r1::lm::config::LmConfig;
+    let MeasureZeroArgs {
+        zero,
+        cold_start,
+        seeds,
+        out,
+        runs,
+        machine,
+    } = args;
+    if seeds == 0 {
+        return Err(Error::invalid("--seeds", "0; give at least one"));
+    }
+    zero_to_r1::io::check_writable(&out)?;
+    let zero = LmConfig::from_file(&zero)?;
+    let mut dr = zero.clone();
+    dr.grpo.set_algo(zero_to_r1::lm::config::Algo::DrGrpo);
+    let routes = vec![
+        ("zero".to_string(), zero),
+        ("zero, Dr. GRPO".to_string(), dr),
+        ("cold start".to_string(), LmConfig::from_file(&cold_start)?),
+    ];
+    let seeds: Vec<u64> = (0..seeds).collect();
+    let mut record = course::experiments::zero::measure(&routes, &seeds, &runs, &mut Bars::new(true))?;
+    record.machine = machine;
+    let table = course::experiments::zero::table(&record);
+    save_record(&out, &record, &table)
+}
+
 /// The command of a measured record, marked if a config or seed other than the defaults was
 /// used.
 pub(crate) fn record_command(base: &str, run: &LmRunArgs) -> String {

@@ -1,0 +1,411 @@
+//! Chapter 9 — the two routes to a reasoning model, over several seeds: R1-Zero's (GRPO
+//! straight from a pretrained base model) and R1's (a short cold-start fine-tuning first).
+//!
+//! Each run is the library's whole `r1_zero` recipe from a fresh model, so a seed covers the
+//! base model's pretraining too. `zero-to-r1 lm measure-zero` runs them and writes
+//! `book/src/generated/ch09/routes.json`; the tables and figures are drawn from that record.
+
+use std::path::Path;
+
+use candle_core::Device;
+use serde::{Deserialize, Serialize};
+
+use crate::plot::{learning_curves, Curves, Svg};
+use zero_to_r1::error::{Error, Result};
+use zero_to_r1::lm::checkpoint;
+use zero_to_r1::lm::config::LmConfig;
+use zero_to_r1::lm::eval::{heldout, respond};
+use zero_to_r1::lm::generate::SampleConfig;
+use zero_to_r1::lm::grpo::{read_metrics, GrpoStep};
+use zero_to_r1::lm::run::{claim_folder, r1_zero, R1ZeroSummary, Start};
+use zero_to_r1::progress::Progress;
+
+/// One run of one route with one seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RouteRun {
+    pub route: String,
+    pub seed: u64,
+    pub summary: R1ZeroSummary,
+    /// Every GRPO step's metrics.
+    pub steps: Vec<GrpoStep>,
+    /// Wall-clock seconds of the run: fine-tuning, GRPO and both evaluations, and for the
+    /// first route of a seed the base model's pretraining too.
+    pub seconds: f64,
+    /// Greedy responses to the first held-out problems, before and after GRPO:
+    /// (prompt as posed, response, correct).
+    pub before: Vec<(String, String, bool)>,
+    pub after: Vec<(String, String, bool)>,
+}
+
+/// What `lm measure-zero` measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ZeroRecord {
+    pub command: String,
+    pub machine: String,
+    /// Each route's name and config.
+    pub routes: Vec<(String, LmConfig)>,
+    pub runs: Vec<RouteRun>,
+}
+
+/// Greedy responses of the model in `dir` to the first `n` held-out problems.
+fn examples(config: &LmConfig, dir: &Path, n: usize) -> Result<Vec<(String, String, bool)>> {
+    let task = config.task()?;
+    let model = checkpoint::load(dir, &Device::Cpu)?;
+    let problems = heldout(task.as_ref(), n, config.task.difficulty);
+    let greedy = SampleConfig::greedy(config.eval.max_new_tokens);
+    let (scored, _) = respond(&model, task.as_ref(), &problems, &greedy, n, 0)?;
+    Ok(problems
+        .iter()
+        .zip(scored)
+        .map(|(p, s)| (task.pose(p), s.response, s.accuracy > 0.0))
+        .collect())
+}
+
+// ANCHOR: measure_routes
+/// Runs every route of `routes` (name, config) with every seed of `seeds` into
+/// `dir/<route>-s<seed>`. For each seed the first route pretrains the base model from fresh
+/// weights; the others start from that same base model (GRPO straight from it if their
+/// `sft.steps` is 0, else after their cold start), so the routes of a seed differ only in
+/// what they do after pretraining. Their `[model]` and `[pretrain]` must therefore agree.
+pub fn measure(
+    routes: &[(String, LmConfig)],
+    seeds: &[u64],
+    dir: &Path,
+    progress: &mut dyn Progress,
+) -> Result<ZeroRecord> {
+    let Some((_, first)) = routes.first() else {
+        return Err(Error::invalid("routes", "none to measure"));
+    };
+    for (name, c) in routes {
+        if c.pretrain.is_none() || c.pretrain != first.pretrain || c.model != first.model {
+            return Err(Error::invalid(
+                format!("the config of route {name:?}"),
+                "every route needs the first route's [model] and [pretrain] sections: they \
+                 share its base model",
+            ));
+        }
+    }
+    let mut record = ZeroRecord {
+        command: "zero-to-r1 lm measure-zero".into(),
+        machine: String::new(),
+        routes: routes.to_vec(),
+        runs: Vec::new(),
+    };
+    for &seed in seeds {
+        let folder = |route: &str| dir.join(format!("{}-s{seed}", route.replace([' ', ',', '.'], "")));
+        let base = folder(&routes[0].0).join("sft");
+        for (i, (route, config)) in routes.iter().enumerate() {
+            let out = folder(route);
+            claim_folder(&out, true)?;
+            let start = match (i, config.sft.steps) {
+                (0, _) => Start::Sft,
+                (_, 0) => Start::Checkpoint(&base),
+                _ => Start::Base(&base),
+            };
+            let clock = std::time::Instant::now();
+            let (summary, _) = r1_zero(config, seed, &Device::Cpu, progress, &out, start)?;
+            let seconds = clock.elapsed().as_secs_f64();
+            let grpo = out.join("grpo");
+            let last = grpo.join("checkpoints").join(format!("step-{:06}", config.grpo.steps));
+            let started = if config.sft.steps == 0 { base.clone() } else { out.join("sft") };
+            record.runs.push(RouteRun {
+                route: route.clone(),
+                seed,
+                summary,
+                steps: read_metrics(&grpo)?,
+                seconds,
+                before: examples(config, &started, 4)?,
+                after: examples(config, &last, 4)?,
+            });
+        }
+    }
+    Ok(record)
+}
+// ANCHOR_END: measure_routes
+
+/// The committed record, `book/src/generated/ch09/routes.json`.
+pub fn recorded() -> Result<ZeroRecord> {
+    super::read_record("ch09/routes.json", "lm measure-zero")
+}
+
+/// Mean and standard error of the mean.
+pub fn mean_se(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n.max(1.0);
+    if xs.len() < 2 {
+        return (mean, f64::NAN);
+    }
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, (var / n).sqrt())
+}
+
+fn pct(xs: &[f64]) -> String {
+    let (m, se) = mean_se(xs);
+    format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * se)
+}
+
+fn runs_of<'a>(r: &'a ZeroRecord, route: &str) -> Vec<&'a RouteRun> {
+    r.runs.iter().filter(|x| x.route == route).collect()
+}
+
+/// The routes before and after reinforcement learning, mean ± standard error over the seeds,
+/// as a markdown table: the base model, then each route's starting model (if it fine-tuned
+/// one) and its model after RL.
+pub fn table(r: &ZeroRecord) -> String {
+    let names: Vec<&str> = r.routes.iter().map(|(n, _)| n.as_str()).collect();
+    let cold = |name: &str| r.routes.iter().any(|(n, c)| n == name && c.sft.steps > 0);
+    let mut columns: Vec<(String, &str, bool)> = Vec::new();
+    if let Some(first) = names.first() {
+        columns.push(("base model".into(), first, false));
+    }
+    for name in &names {
+        if cold(name) {
+            columns.push((format!("{name}: after fine-tuning"), name, false));
+        }
+        columns.push((format!("{name}: after RL"), name, true));
+    }
+    let mut s = String::from("| held-out, % (mean ± s.e. over seeds) |");
+    for (h, _, _) in &columns {
+        s += &format!(" {h} |");
+    }
+    s += "\n|---|";
+    s += &"---|".repeat(columns.len());
+    s += "\n";
+    type Get = fn(&zero_to_r1::lm::run::EvalSummary) -> f64;
+    let rows: [(&str, Get); 7] = [
+        ("greedy accuracy", |e| e.greedy_accuracy),
+        ("greedy format rate", |e| e.format_rate),
+        ("sampled accuracy (T = 1)", |e| e.sampled_accuracy),
+        ("sampled format rate", |e| e.sampled_format_rate),
+        ("majority vote of 8 samples", |e| e.majority_at_k),
+        ("pass@8", |e| e.pass_at_k),
+        ("sampled responses that check", |e| e.sampled_check_rate),
+    ];
+    for (row, f) in rows {
+        s += &format!("| {row} |");
+        for (_, name, after) in &columns {
+            let xs: Vec<f64> = runs_of(r, name)
+                .iter()
+                .map(|x| f(if *after { &x.summary.after } else { &x.summary.before }))
+                .collect();
+            s += &format!(" {} |", pct(&xs));
+        }
+        s += "\n";
+    }
+    s += "| **greedy lift by RL, points** (each seed) |";
+    for (_, name, after) in &columns {
+        if *after {
+            let runs = runs_of(r, name);
+            let xs: Vec<f64> = runs.iter().map(|x| x.summary.lift_points / 100.0).collect();
+            let each: Vec<String> = runs.iter().map(|x| format!("{:+.1}", x.summary.lift_points)).collect();
+            s += &format!(" **{}** ({}) |", pct(&xs), each.join(", "));
+        } else {
+            s += " |";
+        }
+    }
+    s += "\n";
+    let mean_of = |name: &str, f: fn(&RouteRun) -> f64| {
+        mean_se(&runs_of(r, name).iter().map(|x| f(x)).collect::<Vec<_>>()).0
+    };
+    let problems = r.routes.first().map_or(0, |(_, c)| c.eval.problems);
+    s += &format!(
+        "\n{} seeds; {problems} held-out problems that no training step ever sees; the routes of a seed share its base model. ",
+        runs_of(r, names.first().copied().unwrap_or("")).len()
+    );
+    if let Some(first) = names.first() {
+        let pre = mean_of(first, |x| x.summary.pretrain_seconds);
+        s += &format!(
+            "Pretraining the base model took {pre:.0} s; the whole {first} route, end to end, {:.0} s",
+            mean_of(first, |x| x.seconds)
+        );
+        for name in names.iter().skip(1) {
+            s += &format!("; the {name} route {:.0} s (with the pretraining)", pre + mean_of(name, |x| x.seconds));
+        }
+        s += " (means over the seeds).";
+    }
+    s += &format!(" Measured with `{}` on {}.\n", r.command, r.machine);
+    s
+}
+
+/// The first `n` pretraining documents of the Zero route's config, as posed to the model
+/// (prompt, then the text it learns to continue with), with what happened in each draft, as a
+/// markdown table.
+pub fn documents_table(config: &LmConfig, n: usize) -> Result<String> {
+    let task = config.task()?;
+    let data = config.pretrain.as_ref().map_or(config.data, |p| p.data);
+    let examples = zero_to_r1::lm::data::batch(task.as_ref(), config.task.difficulty, &data, 0, 0, n);
+    let mut s = String::from("| prompt | the document goes on | carry dropped | checked | template |\n|---|---|---|---|---|\n");
+    let yes = |b: bool| if b { "yes" } else { "" };
+    for e in &examples {
+        let posed = task.pose(&e.problem);
+        let opening = posed.strip_prefix(&e.problem.prompt).unwrap_or("");
+        let rest = e.response.strip_prefix(opening).unwrap_or(&e.response);
+        if let zero_to_r1::lm::data::Flaw::Draft { dropped, checked, template, .. } = e.flaw {
+            s += &format!("| `{posed}` | `{rest}` | {} | {} | {} |\n", yes(dropped), yes(checked), yes(template));
+        }
+    }
+    Ok(s)
+}
+
+/// The first seed's greedy responses to the first held-out problems, before and after GRPO,
+/// for each route, as a markdown table.
+pub fn examples_table(r: &ZeroRecord) -> String {
+    let mut s = String::from("| route | prompt (as posed) | before GRPO | after GRPO |\n|---|---|---|---|\n");
+    let mark = |(_, resp, ok): &(String, String, bool)| {
+        format!("`{}` {}", resp.replace('|', "\\|"), if *ok { "✓" } else { "✗" })
+    };
+    for run in r.runs.iter().filter(|x| x.seed == 0) {
+        for (b, a) in run.before.iter().zip(&run.after) {
+            s += &format!("| {} | `{}` | {} | {} |\n", run.route, b.0, mark(b), mark(a));
+        }
+    }
+    s
+}
+
+/// A value per step that may be missing (no response of that kind at that step): carried
+/// forward from the last step that had one, and backward from the first.
+fn filled(values: &[Option<f64>]) -> Vec<f64> {
+    let first = values.iter().flatten().next().copied().unwrap_or(0.0);
+    let mut last = first;
+    values
+        .iter()
+        .map(|v| {
+            if let Some(v) = v {
+                last = *v;
+            }
+            last
+        })
+        .collect()
+}
+
+/// Held-out greedy accuracy at step 0 (the starting model) and at every evaluation.
+fn heldout_points(run: &RouteRun) -> (Vec<f64>, Vec<f64>) {
+    let mut x = vec![0.0];
+    let mut y = vec![100.0 * run.summary.before.greedy_accuracy];
+    for s in &run.steps {
+        if let Some(h) = &s.heldout {
+            x.push((s.step + 1) as f64);
+            y.push(100.0 * h.accuracy);
+        }
+    }
+    (x, y)
+}
+
+/// The figures of the record: the routes' curves and the checks.
+pub fn figures(r: &ZeroRecord) -> Result<Vec<(&'static str, Svg)>> {
+    let w = 5;
+    let mut out = Vec::new();
+    let routes: Vec<&str> = r.routes.iter().map(|(n, _)| n.as_str()).collect();
+    let Some(first) = r.runs.first() else {
+        return Ok(out);
+    };
+    let x: Vec<f64> = first.steps.iter().map(|s| (s.step + 1) as f64).collect();
+    let per_run = |runs: &[&RouteRun], f: &dyn Fn(&GrpoStep) -> Option<f64>| -> Vec<Vec<f64>> {
+        runs.iter()
+            .map(|run| {
+                let v: Vec<Option<f64>> = run.steps.iter().map(f).collect();
+                super::ch09::smooth(&filled(&v), w)
+            })
+            .collect()
+    };
+    let mut curves = Vec::new();
+    for route in &routes {
+        let runs = runs_of(r, route);
+        curves.push(Curves {
+            label: format!("{route}: format rate"),
+            runs: per_run(&runs, &|s| Some(100.0 * s.format_rate)),
+        });
+        curves.push(Curves {
+            label: format!("{route}: accuracy"),
+            runs: per_run(&runs, &|s| Some(100.0 * s.accuracy)),
+        });
+    }
+    out.push((
+        "routes",
+        learning_curves(
+            &x,
+            &curves,
+            "The sampled responses on training prompts, by route",
+            "GRPO step",
+            &format!("% (moving average over {w} steps; band: ± s.e. over seeds)"),
+            None,
+        )?,
+    ));
+    let (hx, _) = heldout_points(first);
+    let held: Vec<Curves> = routes
+        .iter()
+        .map(|route| Curves {
+            label: format!("{route}: held-out greedy accuracy"),
+            runs: runs_of(r, route)
+                .iter()
+                .map(|run| heldout_points(run).1)
+                .filter(|y| y.len() == hx.len())
+                .collect(),
+        })
+        .filter(|c| !c.runs.is_empty())
+        .collect();
+    out.push((
+        "routes_heldout",
+        learning_curves(
+            &hx,
+            &held,
+            "Held-out greedy accuracy, from the model each route starts from",
+            "GRPO step",
+            "% of held-out problems",
+            None,
+        )?,
+    ));
+    let mut checks = Vec::new();
+    for route in &routes {
+        checks.push(Curves {
+            label: format!("{route}: responses that check"),
+            runs: per_run(&runs_of(r, route), &|s| Some(100.0 * s.check_rate)),
+        });
+    }
+    if let Some(route) = routes.first() {
+        let runs = runs_of(r, route);
+        checks.push(Curves {
+            label: format!("{route}: accuracy of those that check"),
+            runs: per_run(&runs, &|s| s.accuracy_checked.map(|a| 100.0 * a)),
+        });
+        checks.push(Curves {
+            label: format!("{route}: accuracy of those that do not"),
+            runs: per_run(&runs, &|s| s.accuracy_unchecked.map(|a| 100.0 * a)),
+        });
+    }
+    out.push((
+        "checks",
+        learning_curves(
+            &x,
+            &checks,
+            "Checks: how often the sampled responses check, and how often they are right",
+            "GRPO step",
+            &format!("% (moving average over {w} steps)"),
+            None,
+        )?,
+    ));
+    let mut lengths = Vec::new();
+    for route in &routes {
+        let runs = runs_of(r, route);
+        lengths.push(Curves {
+            label: format!("{route}: correct responses"),
+            runs: per_run(&runs, &|s| s.len_correct),
+        });
+        lengths.push(Curves {
+            label: format!("{route}: incorrect responses"),
+            runs: per_run(&runs, &|s| s.len_incorrect),
+        });
+    }
+    out.push((
+        "routes_length",
+        learning_curves(
+            &x,
+            &lengths,
+            "Mean length of the sampled responses",
+            "GRPO step",
+            &format!("tokens (moving average over {w} steps)"),
+            None,
+        )?,
+    ));
+    Ok(out)
+}
