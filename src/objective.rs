@@ -235,14 +235,72 @@ pub struct LossInputs<'a> {
 /// The settings of the GRPO loss.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LossSettings {
-    /// ε of the ratio clip.
+    /// ε of the ratio clip (ε_low, the lower side, when `clip_high` is set).
     pub clip: f64,
+    /// ε_high: the upper side of the clip, if it differs from the lower (DAPO's clip-higher).
+    pub clip_high: Option<f64>,
+    /// Whose ratio is clipped: each token's (GRPO) or each response's (GSPO).
+    pub ratio: Ratio,
     /// β: weight of the k3 penalty towards the reference (0 = none).
     pub beta: f64,
     /// How per-step losses become one number.
     pub aggregation: Aggregation,
 }
 // ANCHOR_END: loss_inputs
+
+impl Default for LossSettings {
+    /// ε = 0.2 on both sides, token ratios, no KL penalty, GRPO's per-response mean.
+    fn default() -> Self {
+        LossSettings {
+            clip: 0.2,
+            clip_high: None,
+            ratio: Ratio::Token,
+            beta: 0.0,
+            aggregation: Aggregation::ResponseMean,
+        }
+    }
+}
+
+/// Which probability ratio the clipped surrogate uses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ratio {
+    /// Each token's, ρ_{i,t} = π_θ(o_{i,t} | …) / π_old(o_{i,t} | …) (PPO, GRPO).
+    #[default]
+    Token,
+    /// Each response's (GSPO): s_i = exp((1/|o_i|) Σ_t log ρ_{i,t}), the geometric mean of its
+    /// token ratios, on every token of the response.
+    Sequence,
+}
+
+// ANCHOR: variants_loss
+/// Each response's log-ratio for GSPO, (1/|o_i|) Σ_t mask_{i,t} (logp − old_logp)_{i,t}, put on
+/// every step of the row: a (B, T) tensor whose rows are constant.
+pub fn sequence_log_ratio(logp: &Tensor, old_logp: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    let per_step = ((logp - old_logp.detach())? * mask)?;
+    let lengths = mask.sum_keepdim(1)?.maximum(1.0)?;
+    per_step
+        .sum_keepdim(1)?
+        .div(&lengths)?
+        .broadcast_as(logp.shape())?
+        .contiguous()
+}
+
+/// The clipped surrogate per step from log-ratios, with separate bounds (DAPO's
+/// clip-higher): −min(ρ Â, clip(ρ, 1 − ε_low, 1 + ε_high) Â), ρ = exp(log_ratio).
+pub fn clipped_surrogate_bounds(
+    log_ratio: &Tensor,
+    advantages: &Tensor,
+    clip_low: f64,
+    clip_high: f64,
+) -> Result<Tensor> {
+    let ratio = log_ratio.exp()?;
+    let adv = advantages.detach();
+    let unclipped = (&ratio * &adv)?;
+    let clipped = (ratio.clamp(1.0 - clip_low, 1.0 + clip_high)? * &adv)?;
+    unclipped.minimum(&clipped)?.neg()
+}
+// ANCHOR_END: variants_loss
 
 // ANCHOR: grpo_loss
 /// The GRPO loss: per step, the clipped surrogate plus β times the k3 estimate of the KL to
@@ -254,9 +312,24 @@ pub struct LossSettings {
 /// advantage Â_i (see [`crate::advantage::per_step`]), and k3 from [`kl_to_ref`]; then
 /// aggregated over the real steps as `settings.aggregation` says (GRPO: `response-mean`;
 /// Dr. GRPO: `constant:L`). The tensors come by name in [`LossInputs`], so that `old_logp`
-/// and `ref_logp` cannot be swapped without it showing.
+/// and `ref_logp` cannot be swapped without it showing. Two variants change the surrogate:
+/// `clip_high` clips the ratio to [1 − ε, 1 + ε_high] (DAPO), and `Ratio::Sequence` clips
+/// each response's ratio [`sequence_log_ratio`] instead of each token's (GSPO).
 pub fn grpo_loss(x: &LossInputs, settings: &LossSettings) -> Result<Tensor> {
-    let surrogate = clipped_surrogate_per_step(x.logp, x.old_logp, x.advantages, settings.clip)?;
+    let (low, high) = (settings.clip, settings.clip_high.unwrap_or(settings.clip));
+    let surrogate = match (settings.ratio, settings.clip_high) {
+        (Ratio::Token, None) => {
+            clipped_surrogate_per_step(x.logp, x.old_logp, x.advantages, settings.clip)?
+        }
+        (Ratio::Token, Some(_)) => {
+            let log_ratio = (x.logp - x.old_logp.detach())?;
+            clipped_surrogate_bounds(&log_ratio, x.advantages, low, high)?
+        }
+        (Ratio::Sequence, _) => {
+            let log_ratio = sequence_log_ratio(x.logp, x.old_logp, x.mask)?;
+            clipped_surrogate_bounds(&log_ratio, x.advantages, low, high)?
+        }
+    };
     let per_step = if settings.beta == 0.0 {
         surrogate
     } else {

@@ -20,6 +20,7 @@ fn loss_of(m: &Gpt, part: &Part, clip: f64, beta: f64) -> PartLoss {
         clip,
         beta,
         aggregation: Aggregation::ResponseMean,
+        ..Default::default()
     };
     part_loss(m, part, &settings, false).unwrap()
 }

@@ -59,6 +59,7 @@ fn grpo_case(ratio: f64, adv: f64, beta: f64) -> f64 {
         clip: 0.2,
         beta,
         aggregation: how,
+        ..Default::default()
     };
     let loss = grpo_loss(&inputs, &settings).unwrap();
     let grads = loss.backward().unwrap();
@@ -196,4 +197,111 @@ fn reset_from_starts_where_asked_and_refuses_other_cells() {
     assert_eq!(env.reset_from(2, 0).unwrap(), 2);
     let err = env.reset_from(1, 0).unwrap_err().to_string();
     assert!(err.contains("start"), "{err}");
+}
+
+/// The GRPO loss of a (B, T) batch computed naively, number by number, for the variants:
+/// ε_low/ε_high clip bounds, token or sequence ratios, per-response mean, no KL.
+fn naive_variant_loss(
+    logp: &[[f64; 3]; 2],
+    old: &[[f64; 3]; 2],
+    adv: &[f64; 2],
+    mask: &[[f64; 3]; 2],
+    low: f64,
+    high: f64,
+    sequence: bool,
+) -> f64 {
+    let mut total = 0.0;
+    for i in 0..2 {
+        let n: f64 = mask[i].iter().sum();
+        let seq = (0..3)
+            .map(|t| mask[i][t] * (logp[i][t] - old[i][t]))
+            .sum::<f64>()
+            / n;
+        let mut row = 0.0;
+        for t in 0..3 {
+            let rho = if sequence {
+                seq.exp()
+            } else {
+                (logp[i][t] - old[i][t]).exp()
+            };
+            let clipped = rho.clamp(1.0 - low, 1.0 + high);
+            row += mask[i][t] * -(rho * adv[i]).min(clipped * adv[i]);
+        }
+        total += row / n;
+    }
+    total / 2.0
+}
+
+#[test]
+fn clip_higher_and_sequence_ratios_match_a_naive_loss_and_gradient() {
+    use zero_to_r1::objective::Ratio;
+    let logp = [[-0.5, -1.2, -0.1], [-2.0, -0.3, -0.9]];
+    let old = [[-0.8, -1.0, -0.1], [-1.7, -0.6, -0.9]];
+    let adv = [1.5, -0.7];
+    let mask = [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]];
+    let t = |x: &[[f64; 3]; 2]| Tensor::new(&x.map(|r| r.map(|v| v as f32)), &Device::Cpu).unwrap();
+    let adv_t = t(&[[adv[0]; 3], [adv[1]; 3]]);
+    for (high, ratio) in [
+        (None, Ratio::Token),
+        (Some(0.28), Ratio::Token),
+        (None, Ratio::Sequence),
+        (Some(0.28), Ratio::Sequence),
+    ] {
+        let settings = LossSettings {
+            clip: 0.2,
+            clip_high: high,
+            ratio,
+            ..Default::default()
+        };
+        let logp_v = Var::from_tensor(&t(&logp)).unwrap();
+        let (old_t, mask_t) = (t(&old), t(&mask));
+        let inputs = LossInputs {
+            logp: logp_v.as_tensor(),
+            old_logp: &old_t,
+            ref_logp: &old_t,
+            advantages: &adv_t,
+            mask: &mask_t,
+        };
+        let loss = grpo_loss(&inputs, &settings).unwrap();
+        let seq = ratio == Ratio::Sequence;
+        let want = naive_variant_loss(&logp, &old, &adv, &mask, 0.2, high.unwrap_or(0.2), seq);
+        let got = loss.to_scalar::<f32>().unwrap() as f64;
+        assert!(
+            (got - want).abs() < 1e-5,
+            "{high:?} {ratio:?}: {got} vs {want}"
+        );
+        // The gradient against central differences of the naive loss.
+        let grads = loss.backward().unwrap();
+        let g: Vec<Vec<f32>> = grads.get(logp_v.as_tensor()).unwrap().to_vec2().unwrap();
+        for i in 0..2 {
+            for k in 0..3 {
+                let h = 1e-4;
+                let (mut up, mut down) = (logp, logp);
+                up[i][k] += h;
+                down[i][k] -= h;
+                let fd =
+                    (naive_variant_loss(&up, &old, &adv, &mask, 0.2, high.unwrap_or(0.2), seq)
+                        - naive_variant_loss(
+                            &down,
+                            &old,
+                            &adv,
+                            &mask,
+                            0.2,
+                            high.unwrap_or(0.2),
+                            seq,
+                        ))
+                        / (2.0 * h);
+                assert!(
+                    (g[i][k] as f64 - fd).abs() < 1e-3,
+                    "{high:?} {ratio:?} [{i}][{k}]: {} vs {fd}",
+                    g[i][k]
+                );
+            }
+        }
+    }
+    // The example is chosen so that the variants differ: clip-higher lets row 0's first token
+    // (ρ = e^0.3 ≈ 1.35) count up to 1.28 instead of 1.2, and the sequence ratio differs.
+    let plain = naive_variant_loss(&logp, &old, &adv, &mask, 0.2, 0.2, false);
+    assert!((plain - naive_variant_loss(&logp, &old, &adv, &mask, 0.2, 0.28, false)).abs() > 1e-3);
+    assert!((plain - naive_variant_loss(&logp, &old, &adv, &mask, 0.2, 0.2, true)).abs() > 1e-3);
 }

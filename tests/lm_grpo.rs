@@ -218,6 +218,7 @@ fn the_trainer_uses_the_shared_loss() {
         clip: 0.2,
         beta: 0.04,
         aggregation: Aggregation::ResponseMean,
+        ..Default::default()
     };
     let out = grpo::part_loss(&t.policy, &part, &settings, false).unwrap();
     let inputs = LossInputs {
@@ -471,4 +472,61 @@ fn a_tiny_zero_run_learns_the_format_from_a_base_model() {
         "the base model writes the template sometimes: {first}"
     );
     assert!(last > first + 0.3, "format rate {first:.2} → {last:.2}");
+}
+
+#[test]
+fn the_soft_overlong_penalty_by_hand() {
+    use zero_to_r1::lm::reward::overlong_penalty;
+    assert_eq!(overlong_penalty(80, 100, 20), 0.0);
+    assert_eq!(overlong_penalty(90, 100, 20), -0.5);
+    assert_eq!(overlong_penalty(95, 100, 20), -0.75);
+    assert_eq!(overlong_penalty(100, 100, 20), -1.0);
+    assert_eq!(overlong_penalty(100, 100, 0), 0.0);
+    assert_eq!(
+        overlong_penalty(3, 4, 8),
+        -0.5,
+    );
+}
+
+#[test]
+fn overlong_filtering_leaves_cut_off_responses_out_of_the_loss() {
+    // A budget of 8 tokens cuts off most responses of the untrained model.
+    let mut c = tiny_config(1);
+    c.grpo.max_new_tokens = 8;
+    c.grpo.overlong_filter = true;
+    c.grpo.overlong_buffer = 4;
+    let trainer = GrpoTrainer::new(model(1), model(1), &c, 1).unwrap();
+    let batch = trainer.rollout(0).unwrap();
+    let mask: Vec<Vec<f32>> = batch.rows.mask.to_vec2().unwrap();
+    let mut cut = 0;
+    for (i, r) in batch.responses.iter().enumerate() {
+        let real: f32 = mask[i].iter().sum();
+        let finished = r.last() == Some(&zero_to_r1::lm::tokenizer::EOS);
+        assert_eq!(real, if finished { r.len() as f32 } else { 0.0 }, "row {i}");
+        let p = zero_to_r1::lm::reward::overlong_penalty(r.len(), 8, 4);
+        assert_eq!(batch.rewards[i].overlong, p);
+        assert!(
+            (batch.rewards[i].total
+                - (batch.rewards[i].format * 0.2 + batch.rewards[i].accuracy + p))
+                .abs()
+                < 1e-12
+        );
+        cut += usize::from(!finished);
+    }
+    assert!(
+        cut > 0,
+        "some responses must be cut off for the test to mean anything"
+    );
+    // Bad values name their key.
+    for (text, key) in [
+        ("[grpo]\nclip_high = -0.1\n", "grpo.clip_high"),
+        (
+            "[grpo]\nmax_new_tokens = 10\noverlong_buffer = 10\n",
+            "grpo.overlong_buffer",
+        ),
+        ("[grpo]\nratio = \"paragraph\"\n", "ratio"),
+    ] {
+        let e = LmConfig::from_toml(text, "t.toml").unwrap_err().to_string();
+        assert!(e.contains(key), "{text:?}: {e}");
+    }
 }

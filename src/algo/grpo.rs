@@ -318,6 +318,7 @@ pub fn train_from(
             clip: config.clip,
             beta: config.beta,
             aggregation: config.aggregation,
+            ..Default::default()
         },
         epochs: config.epochs,
         minibatches: 1,

@@ -17,7 +17,7 @@ use crate::lm::reward::RewardWeights;
 use crate::lm::sft::SftConfig;
 use crate::lm::task::{task_by_name, Task, Template, Templated};
 use crate::lm::tokenizer::Tokenizer;
-use crate::objective::{Aggregation, LossSettings};
+use crate::objective::{Aggregation, LossSettings, Ratio};
 use crate::validate;
 
 /// Which task, how hard.
@@ -357,8 +357,23 @@ pub struct GrpoLmConfig {
     /// depends on it: the gradients of the parts are added up before the step, weighted so
     /// that the result equals the whole minibatch's gradient.
     pub micro_batch: usize,
-    /// ε of the ratio clip.
+    /// ε of the ratio clip (its lower side, ε_low, when `clip_high` is set).
     pub clip: f64,
+    /// ε_high, the upper side of the clip, if it differs (DAPO's clip-higher, e.g. 0.28): a
+    /// token whose probability was low can then grow further in one step, which keeps rare
+    /// good behaviour from being clipped away. Unset: ε on both sides.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_high: Option<f64>,
+    /// Whose probability ratio is clipped: `token` (GRPO, PPO) or `sequence` (GSPO: the
+    /// geometric mean of a response's token ratios, one ratio and one clip per response).
+    pub ratio: Ratio,
+    /// DAPO's overlong filtering: responses cut off by `max_new_tokens` are left out of the
+    /// loss (they still count in their group's mean and std), so that the model is not taught
+    /// that a reasoning cut short was wrong.
+    pub overlong_filter: bool,
+    /// DAPO's soft overlong penalty: the last this many tokens of the budget cost reward,
+    /// linearly from 0 to −1 at `max_new_tokens` (0: no penalty).
+    pub overlong_buffer: usize,
     /// β: weight of the k3 penalty on the KL to the reference (the SFT model); 0 = none.
     pub beta: f64,
     /// Divide each group's centred rewards by its standard deviation (GRPO) or not (Dr. GRPO).
@@ -401,6 +416,10 @@ impl Default for GrpoLmConfig {
             minibatches: 2,
             micro_batch: 0,
             clip: 0.2,
+            clip_high: None,
+            ratio: Ratio::Token,
+            overlong_filter: false,
+            overlong_buffer: 0,
             beta: 0.04,
             scale_by_std: true,
             aggregation: Aggregation::ResponseMean,
@@ -422,6 +441,8 @@ impl GrpoLmConfig {
     pub fn loss_settings(&self) -> LossSettings {
         LossSettings {
             clip: self.clip,
+            clip_high: self.clip_high,
+            ratio: self.ratio,
             beta: self.beta,
             aggregation: self.aggregation,
         }
@@ -492,6 +513,15 @@ impl GrpoLmConfig {
         let fits = self.minibatches <= self.responses();
         validate::rule(&key("minibatches"), self.minibatches, fits, &why)?;
         validate::positive(&key("clip"), self.clip)?;
+        if let Some(high) = self.clip_high {
+            validate::positive(&key("clip_high"), high)?;
+        }
+        let why = format!(
+            "must be less than grpo.max_new_tokens = {}: the penalty needs tokens before it",
+            self.max_new_tokens
+        );
+        let fits = self.overlong_buffer < self.max_new_tokens;
+        validate::rule(&key("overlong_buffer"), self.overlong_buffer, fits, &why)?;
         validate::positive(&key("max_grad_norm"), self.max_grad_norm)?;
         validate::positive_at_most(&key("lr"), self.lr, 1.0)?;
         validate::non_negative(&key("beta"), self.beta)?;

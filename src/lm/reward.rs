@@ -96,6 +96,9 @@ pub struct Reward {
     pub accuracy: f64,
     /// `format · w_format + accuracy · w_accuracy`.
     pub total: f64,
+    /// DAPO's soft overlong penalty, included in `total` (0 unless `grpo.overlong_buffer`
+    /// is set): see [`overlong_penalty`].
+    pub overlong: f64,
     /// 1 if the response checks its result (contains [`CHECK`](crate::lm::task::CHECK)), else 0. Not rewarded;
     /// measured, to see whether reinforcement learning makes checking more common.
     pub checked: f64,
@@ -115,7 +118,22 @@ pub fn score(task: &dyn Task, problem: &Problem, response: &str, w: &RewardWeigh
         format,
         accuracy,
         total: w.format * format + w.accuracy * accuracy,
+        overlong: 0.0,
         checked: f64::from(u8::from(has_check(response))),
     }
 }
 // ANCHOR_END: score
+
+// ANCHOR: overlong_penalty
+/// DAPO's soft overlong penalty of a response of `len` tokens, for a budget of `max` tokens
+/// whose last `buffer` tokens cost reward: 0 up to `max − buffer` tokens, then falling
+/// linearly to −1 at `max`. With `buffer` = 0, never anything.
+pub fn overlong_penalty(len: usize, max: usize, buffer: usize) -> f64 {
+    let start = max.saturating_sub(buffer);
+    if buffer == 0 || len <= start {
+        0.0
+    } else {
+        -((len - start) as f64 / buffer as f64).min(1.0)
+    }
+}
+// ANCHOR_END: overlong_penalty

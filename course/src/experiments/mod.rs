@@ -108,9 +108,15 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
     let routes = zero::recorded()?;
     push_figures(&mut out, "ch09", &zero::figures(&routes)?);
     out.push(("ch09/routes.md".into(), zero::table(&routes).into_bytes()));
-    out.push(("ch09/routes_examples.md".into(), zero::examples_table(&routes).into_bytes()));
+    out.push((
+        "ch09/routes_examples.md".into(),
+        zero::examples_table(&routes).into_bytes(),
+    ));
     let zero_config = LmConfig::from_file(&repository().join("configs/zero-cpu.toml"))?;
-    out.push(("ch09/documents.md".into(), zero::documents_table(&zero_config, 8)?.into_bytes()));
+    out.push((
+        "ch09/documents.md".into(),
+        zero::documents_table(&zero_config, 8)?.into_bytes(),
+    ));
     Ok(out)
 }
 

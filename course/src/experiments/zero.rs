@@ -92,7 +92,8 @@ pub fn measure(
         runs: Vec::new(),
     };
     for &seed in seeds {
-        let folder = |route: &str| dir.join(format!("{}-s{seed}", route.replace([' ', ',', '.'], "")));
+        let folder =
+            |route: &str| dir.join(format!("{}-s{seed}", route.replace([' ', ',', '.'], "")));
         let base = folder(&routes[0].0).join("sft");
         for (i, (route, config)) in routes.iter().enumerate() {
             let out = folder(route);
@@ -106,8 +107,14 @@ pub fn measure(
             let (summary, _) = r1_zero(config, seed, &Device::Cpu, progress, &out, start)?;
             let seconds = clock.elapsed().as_secs_f64();
             let grpo = out.join("grpo");
-            let last = grpo.join("checkpoints").join(format!("step-{:06}", config.grpo.steps));
-            let started = if config.sft.steps == 0 { base.clone() } else { out.join("sft") };
+            let last = grpo
+                .join("checkpoints")
+                .join(format!("step-{:06}", config.grpo.steps));
+            let started = if config.sft.steps == 0 {
+                base.clone()
+            } else {
+                out.join("sft")
+            };
             record.runs.push(RouteRun {
                 route: route.clone(),
                 seed,
@@ -186,7 +193,13 @@ pub fn table(r: &ZeroRecord) -> String {
         for (_, name, after) in &columns {
             let xs: Vec<f64> = runs_of(r, name)
                 .iter()
-                .map(|x| f(if *after { &x.summary.after } else { &x.summary.before }))
+                .map(|x| {
+                    f(if *after {
+                        &x.summary.after
+                    } else {
+                        &x.summary.before
+                    })
+                })
                 .collect();
             s += &format!(" {} |", pct(&xs));
         }
@@ -197,7 +210,10 @@ pub fn table(r: &ZeroRecord) -> String {
         if *after {
             let runs = runs_of(r, name);
             let xs: Vec<f64> = runs.iter().map(|x| x.summary.lift_points / 100.0).collect();
-            let each: Vec<String> = runs.iter().map(|x| format!("{:+.1}", x.summary.lift_points)).collect();
+            let each: Vec<String> = runs
+                .iter()
+                .map(|x| format!("{:+.1}", x.summary.lift_points))
+                .collect();
             s += &format!(" **{}** ({}) |", pct(&xs), each.join(", "));
         } else {
             s += " |";
@@ -219,7 +235,10 @@ pub fn table(r: &ZeroRecord) -> String {
             mean_of(first, |x| x.seconds)
         );
         for name in names.iter().skip(1) {
-            s += &format!("; the {name} route {:.0} s (with the pretraining)", pre + mean_of(name, |x| x.seconds));
+            s += &format!(
+                "; the {name} route {:.0} s (with the pretraining)",
+                pre + mean_of(name, |x| x.seconds)
+            );
         }
         s += " (means over the seeds).";
     }
@@ -233,15 +252,27 @@ pub fn table(r: &ZeroRecord) -> String {
 pub fn documents_table(config: &LmConfig, n: usize) -> Result<String> {
     let task = config.task()?;
     let data = config.pretrain.as_ref().map_or(config.data, |p| p.data);
-    let examples = zero_to_r1::lm::data::batch(task.as_ref(), config.task.difficulty, &data, 0, 0, n);
+    let examples =
+        zero_to_r1::lm::data::batch(task.as_ref(), config.task.difficulty, &data, 0, 0, n);
     let mut s = String::from("| prompt | the document goes on | carry dropped | checked | template |\n|---|---|---|---|---|\n");
     let yes = |b: bool| if b { "yes" } else { "" };
     for e in &examples {
         let posed = task.pose(&e.problem);
         let opening = posed.strip_prefix(&e.problem.prompt).unwrap_or("");
         let rest = e.response.strip_prefix(opening).unwrap_or(&e.response);
-        if let zero_to_r1::lm::data::Flaw::Draft { dropped, checked, template, .. } = e.flaw {
-            s += &format!("| `{posed}` | `{rest}` | {} | {} | {} |\n", yes(dropped), yes(checked), yes(template));
+        if let zero_to_r1::lm::data::Flaw::Draft {
+            dropped,
+            checked,
+            template,
+            ..
+        } = e.flaw
+        {
+            s += &format!(
+                "| `{posed}` | `{rest}` | {} | {} | {} |\n",
+                yes(dropped),
+                yes(checked),
+                yes(template)
+            );
         }
     }
     Ok(s)
@@ -250,13 +281,25 @@ pub fn documents_table(config: &LmConfig, n: usize) -> Result<String> {
 /// The first seed's greedy responses to the first held-out problems, before and after GRPO,
 /// for each route, as a markdown table.
 pub fn examples_table(r: &ZeroRecord) -> String {
-    let mut s = String::from("| route | prompt (as posed) | before GRPO | after GRPO |\n|---|---|---|---|\n");
+    let mut s = String::from(
+        "| route | prompt (as posed) | before GRPO | after GRPO |\n|---|---|---|---|\n",
+    );
     let mark = |(_, resp, ok): &(String, String, bool)| {
-        format!("`{}` {}", resp.replace('|', "\\|"), if *ok { "✓" } else { "✗" })
+        format!(
+            "`{}` {}",
+            resp.replace('|', "\\|"),
+            if *ok { "✓" } else { "✗" }
+        )
     };
     for run in r.runs.iter().filter(|x| x.seed == 0) {
         for (b, a) in run.before.iter().zip(&run.after) {
-            s += &format!("| {} | `{}` | {} | {} |\n", run.route, b.0, mark(b), mark(a));
+            s += &format!(
+                "| {} | `{}` | {} | {} |\n",
+                run.route,
+                b.0,
+                mark(b),
+                mark(a)
+            );
         }
     }
     s

@@ -26,9 +26,9 @@ use crate::lm::config::LmConfig;
 use crate::lm::eval::{greedy_summary, respond, GreedySummary};
 use crate::lm::generate::{generate, response_logp, Rollout, SampleConfig};
 use crate::lm::model::Gpt;
-use crate::lm::reward::score;
+use crate::lm::reward::{overlong_penalty, score};
 use crate::lm::task::{sample_problem, Problem, Split, Task};
-use crate::lm::tokenizer::Tokenizer;
+use crate::lm::tokenizer::{Tokenizer, EOS};
 use crate::objective::approx_kl;
 use crate::optim::AdamW;
 use crate::rollout::{derive_seed, mean_or_none};
@@ -199,16 +199,32 @@ impl GrpoTrainer {
             .enumerate()
             .map(|(i, resp)| {
                 let text = tok.decode_response(resp);
-                score(
+                let mut r = score(
                     self.task.as_ref(),
                     &problems[i / g.group_size],
                     &text,
                     &self.config.reward,
-                )
+                );
+                r.overlong = overlong_penalty(resp.len(), g.max_new_tokens, g.overlong_buffer);
+                r.total += r.overlong;
+                r
             })
             .collect();
         let totals: Vec<f64> = rewards.iter().map(|r| r.total).collect();
         let advantages = token_advantages(&totals, g.group_size, g.scale_by_std, &rollout.mask)?;
+        let mask = if g.overlong_filter {
+            let keep: Vec<f32> = rollout
+                .responses
+                .iter()
+                .map(|r| f32::from(u8::from(r.last() == Some(&EOS))))
+                .collect();
+            Tensor::from_vec(keep, (rollout.responses.len(), 1), rollout.mask.device())
+                .and_then(|k| k.to_dtype(rollout.mask.dtype()))
+                .and_then(|k| rollout.mask.broadcast_mul(&k))
+                .doing("leaving the cut-off responses out of the loss")?
+        } else {
+            rollout.mask.clone()
+        };
         let ref_logp = self.reference_logp(&rollout)?;
         Ok(ScoredBatch {
             rows: Rows {
@@ -217,7 +233,7 @@ impl GrpoTrainer {
                     prompt_len: rollout.prompt_len,
                     pads: rollout.pads,
                 },
-                mask: rollout.mask,
+                mask,
                 old_logp: rollout.logp,
                 ref_logp,
                 advantages,

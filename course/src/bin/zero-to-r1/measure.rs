@@ -128,7 +128,11 @@ pub(crate) struct MeasureZeroArgs {
     #[arg(long, value_name = "FILE", default_value = "configs/zero-cpu.toml")]
     zero: PathBuf,
     /// The cold-start route's config.
-    #[arg(long, value_name = "FILE", default_value = "configs/cold-start-cpu.toml")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "configs/cold-start-cpu.toml"
+    )]
     cold_start: PathBuf,
     /// How many seeds (0, 1, …) per route.
     #[arg(long, default_value_t = 3)]
@@ -169,7 +173,8 @@ pub(crate) fn measure_zero(args: MeasureZeroArgs) -> Result<()> {
         ("cold start".to_string(), LmConfig::from_file(&cold_start)?),
     ];
     let seeds: Vec<u64> = (0..seeds).collect();
-    let mut record = course::experiments::zero::measure(&routes, &seeds, &runs, &mut Bars::new(true))?;
+    let mut record =
+        course::experiments::zero::measure(&routes, &seeds, &runs, &mut Bars::new(true))?;
     record.machine = machine;
     let table = course::experiments::zero::table(&record);
     save_record(&out, &record, &table)

@@ -123,6 +123,14 @@ pub(crate) fn r1_zero(args: R1ZeroArgs) -> Result<()> {
     let pct = |x: f64| format!("{:.1}%", 100.0 * x);
     let sft_part = match &s.sft_from {
         Some(dir) => format!("SFT model from {}", dir.display()),
+        None if s.pretrain_seconds > 0.0 && s.sft_steps == 0 => format!(
+            "base model pretrained in {:.0} s, no fine-tuning (the Zero route)",
+            s.pretrain_seconds
+        ),
+        None if s.pretrain_seconds > 0.0 => format!(
+            "base model pretrained in {:.0} s, cold start {} steps in {:.0} s",
+            s.pretrain_seconds, s.sft_steps, s.sft_seconds
+        ),
         None => format!("SFT {} steps in {:.0} s", s.sft_steps, s.sft_seconds),
     };
     say!(
