@@ -482,10 +482,6 @@ fn the_soft_overlong_penalty_by_hand() {
     assert_eq!(overlong_penalty(95, 100, 20), -0.75);
     assert_eq!(overlong_penalty(100, 100, 20), -1.0);
     assert_eq!(overlong_penalty(100, 100, 0), 0.0);
-    assert_eq!(
-        overlong_penalty(3, 4, 8),
-        -0.5,
-    );
 }
 
 #[test]
