@@ -526,3 +526,56 @@ fn overlong_filtering_leaves_cut_off_responses_out_of_the_loss() {
         assert!(e.contains(key), "{text:?}: {e}");
     }
 }
+
+#[test]
+fn dynamic_sampling_fills_the_batch_with_groups_that_teach() {
+    // A tiny fine-tuned model on one-digit sums: many groups are all right or all wrong.
+    let mut c = tiny_config(1);
+    c.grpo.prompts = 6;
+    let student = model(2);
+    let task = c.task().unwrap();
+    sft::train(&student, task.as_ref(), 1, &c.data, &c.sft, 2, |_| {}).ok();
+    let plain = GrpoTrainer::new(student.copy().unwrap(), student.copy().unwrap(), &c, 5).unwrap();
+    let first = plain.rollout(0).unwrap();
+    let totals: Vec<f64> = first.rewards.iter().map(|r| r.total).collect();
+    let dead = totals
+        .chunks(4)
+        .filter(|g| g.iter().all(|&x| x == g[0]))
+        .count();
+    assert!(
+        dead > 0,
+        "the test needs groups that teach nothing: {totals:?}"
+    );
+    c.grpo.dynamic_sampling = true;
+    let dapo = GrpoTrainer::new(student.copy().unwrap(), student, &c, 5).unwrap();
+    let batch = dapo.rollout(0).unwrap();
+    let n = batch.responses.len();
+    assert!(n % 4 == 0 && n <= 24 && n > 0);
+    let totals: Vec<f64> = batch.rewards.iter().map(|r| r.total).collect();
+    for g in totals.chunks(4) {
+        assert!(g.iter().any(|&x| x != g[0]), "a dead group was kept: {g:?}");
+    }
+    // The step's own informative groups come first, with the sampler's responses, and the
+    // recomputed log π_old equals the sampler's.
+    let old: Vec<Vec<f32>> = first.rows.old_logp.to_vec2().unwrap();
+    let new: Vec<Vec<f32>> = batch.rows.old_logp.to_vec2().unwrap();
+    let live: Vec<usize> = (0..6)
+        .filter(|&k| {
+            first.rewards[4 * k..4 * k + 4]
+                .iter()
+                .any(|r| r.total != first.rewards[4 * k].total)
+        })
+        .collect();
+    for (j, &k) in live.iter().enumerate() {
+        for m in 0..4 {
+            let (a, b) = (4 * k + m, 4 * j + m);
+            assert_eq!(first.responses[a], batch.responses[b]);
+            for t in 0..first.responses[a].len() {
+                assert!((old[a][t] - new[b][t]).abs() < 1e-4, "row {a} token {t}");
+            }
+        }
+    }
+    // Same seed, same batch.
+    let again = dapo.rollout(0).unwrap();
+    assert_eq!(again.responses, batch.responses);
+}

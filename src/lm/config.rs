@@ -367,6 +367,11 @@ pub struct GrpoLmConfig {
     /// Whose probability ratio is clipped: `token` (GRPO, PPO) or `sequence` (GSPO: the
     /// geometric mean of a response's token ratios, one ratio and one clip per response).
     pub ratio: Ratio,
+    /// DAPO's dynamic sampling: groups whose rewards are all equal (which teach nothing) are
+    /// dropped, and groups for more training prompts are sampled until the step has B groups
+    /// that teach something (at most 4 more rounds of B prompts). Costs sampling time; every
+    /// update then has B informative groups.
+    pub dynamic_sampling: bool,
     /// DAPO's overlong filtering: responses cut off by `max_new_tokens` are left out of the
     /// loss (they still count in their group's mean and std), so that the model is not taught
     /// that a reasoning cut short was wrong.
@@ -418,6 +423,7 @@ impl Default for GrpoLmConfig {
             clip: 0.2,
             clip_high: None,
             ratio: Ratio::Token,
+            dynamic_sampling: false,
             overlong_filter: false,
             overlong_buffer: 0,
             beta: 0.04,

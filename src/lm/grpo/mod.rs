@@ -24,9 +24,9 @@ use crate::advantage::frac_reward_zero_std;
 use crate::error::{Doing, Error, Result};
 use crate::lm::config::LmConfig;
 use crate::lm::eval::{greedy_summary, respond, GreedySummary};
-use crate::lm::generate::{generate, response_logp, Rollout, SampleConfig};
+use crate::lm::generate::{generate, pack, response_logp, Rollout, SampleConfig};
 use crate::lm::model::Gpt;
-use crate::lm::reward::{overlong_penalty, score};
+use crate::lm::reward::{overlong_penalty, score, Reward};
 use crate::lm::task::{sample_problem, Problem, Split, Task};
 use crate::lm::tokenizer::{Tokenizer, EOS};
 use crate::objective::approx_kl;
@@ -108,6 +108,10 @@ pub struct TrainState {
 
 /// The prompt stream of GRPO, separate from SFT's.
 const PROMPTS: u64 = 0x6772_706F;
+/// Mixed into the seeds of dynamic sampling's extra rounds (their prompts and samples).
+const REFILL: u64 = 0xDA90;
+/// The most extra rounds of B prompts dynamic sampling draws in one step.
+pub const REFILL_ROUNDS: usize = 4;
 /// Mixed into the seed for the order of the rows in an update's minibatches.
 const SHUFFLE: u64 = 0x5A5A;
 
@@ -173,43 +177,17 @@ impl GrpoTrainer {
     // ANCHOR: rollout
     /// Samples G responses to each of the step's B prompts from the current policy and
     /// scores them: rewards, group advantages on every token, reference log-probabilities.
+    /// With `dynamic_sampling` (DAPO), groups whose rewards are all equal are dropped and
+    /// more prompts are sampled until B groups teach something ([`GrpoTrainer::refill`]).
     pub fn rollout(&self, step: usize) -> Result<ScoredBatch> {
         let g = &self.config.grpo;
-        let tok = Tokenizer;
         let problems = self.problems(step);
-        let mut prompts = Vec::with_capacity(g.responses());
-        for p in &problems {
-            let ids = tok.encode(&self.task.pose(p))?;
-            prompts.extend(std::iter::repeat_n(ids, g.group_size));
-        }
-        let sampling = SampleConfig {
-            temperature: g.temperature,
-            top_k: 0,
-            max_new_tokens: g.max_new_tokens,
+        let (rollout, rewards) = self.sample(&problems, derive_seed(self.seed, step as u64))?;
+        let (rollout, rewards) = if g.dynamic_sampling {
+            self.refill(step, rollout, rewards)?
+        } else {
+            (rollout, rewards)
         };
-        let rollout = generate(
-            &self.policy,
-            &prompts,
-            &sampling,
-            derive_seed(self.seed, step as u64),
-        )?;
-        let rewards: Vec<_> = rollout
-            .responses
-            .iter()
-            .enumerate()
-            .map(|(i, resp)| {
-                let text = tok.decode_response(resp);
-                let mut r = score(
-                    self.task.as_ref(),
-                    &problems[i / g.group_size],
-                    &text,
-                    &self.config.reward,
-                );
-                r.overlong = overlong_penalty(resp.len(), g.max_new_tokens, g.overlong_buffer);
-                r.total += r.overlong;
-                r
-            })
-            .collect();
         let totals: Vec<f64> = rewards.iter().map(|r| r.total).collect();
         let advantages = token_advantages(&totals, g.group_size, g.scale_by_std, &rollout.mask)?;
         let mask = if g.overlong_filter {
@@ -243,6 +221,128 @@ impl GrpoTrainer {
         })
     }
     // ANCHOR_END: rollout
+
+    /// G responses to each of `problems` from the current policy, sampled from `seed`, and
+    /// their rewards (with the soft overlong penalty, if set).
+    fn sample(&self, problems: &[Problem], seed: u64) -> Result<(Rollout, Vec<Reward>)> {
+        let g = &self.config.grpo;
+        let tok = Tokenizer;
+        let mut prompts = Vec::with_capacity(problems.len() * g.group_size);
+        for p in problems {
+            let ids = tok.encode(&self.task.pose(p))?;
+            prompts.extend(std::iter::repeat_n(ids, g.group_size));
+        }
+        let sampling = SampleConfig {
+            temperature: g.temperature,
+            top_k: 0,
+            max_new_tokens: g.max_new_tokens,
+        };
+        let rollout = generate(&self.policy, &prompts, &sampling, seed)?;
+        let rewards = rollout
+            .responses
+            .iter()
+            .enumerate()
+            .map(|(i, resp)| {
+                let text = tok.decode_response(resp);
+                let mut r = score(
+                    self.task.as_ref(),
+                    &problems[i / g.group_size],
+                    &text,
+                    &self.config.reward,
+                );
+                r.overlong = overlong_penalty(resp.len(), g.max_new_tokens, g.overlong_buffer);
+                r.total += r.overlong;
+                r
+            })
+            .collect();
+        Ok((rollout, rewards))
+    }
+
+    // ANCHOR: refill
+    /// DAPO's dynamic sampling: keeps the groups of `first` (the step's own prompts) whose
+    /// rewards differ, and samples groups for more training prompts, up to
+    /// [`REFILL_ROUNDS`] more rounds of B, until B such groups are found. The kept responses
+    /// are packed into one batch, and their `old_logp` computed by a forward pass of the
+    /// policy that sampled them (the same numbers as the sampler's, up to rounding). If no
+    /// round finds any, the step's own batch is returned (its gradient is zero).
+    fn refill(
+        &self,
+        step: usize,
+        first: Rollout,
+        rewards: Vec<Reward>,
+    ) -> Result<(Rollout, Vec<Reward>)> {
+        let g = &self.config.grpo;
+        let (b, size) = (g.prompts, g.group_size);
+        let mut prompts: Vec<Vec<u32>> = Vec::new();
+        let mut responses: Vec<Vec<u32>> = Vec::new();
+        let mut kept: Vec<Reward> = Vec::new();
+        let tok = Tokenizer;
+        let mut round = 0;
+        let mut batch = (first, rewards);
+        loop {
+            let problems = self.problems_of_round(step, round);
+            for (k, group) in batch.1.chunks(size).enumerate() {
+                if kept.len() == b * size {
+                    break;
+                }
+                let first = group[0].total;
+                if group.iter().all(|r| r.total == first) {
+                    continue;
+                }
+                let ids = tok.encode(&self.task.pose(&problems[k]))?;
+                prompts.extend(std::iter::repeat_n(ids, size));
+                responses.extend(batch.0.responses[k * size..(k + 1) * size].iter().cloned());
+                kept.extend_from_slice(group);
+            }
+            round += 1;
+            if kept.len() == b * size || round > REFILL_ROUNDS {
+                break;
+            }
+            let problems = self.problems_of_round(step, round);
+            let seed = derive_seed(derive_seed(self.seed, step as u64), REFILL ^ round as u64);
+            batch = self.sample(&problems, seed)?;
+        }
+        if kept.is_empty() {
+            let problems = self.problems(step);
+            return self.sample(&problems, derive_seed(self.seed, step as u64));
+        }
+        let (tokens, prompt_len, pads, mask) = pack(&prompts, &responses, self.policy.device())?;
+        let (logp, _) = response_logp(&self.policy, &tokens, prompt_len, &pads, false)?;
+        let logp = (logp.detach() * &mask).doing("the sampler's log-probabilities")?;
+        Ok((
+            Rollout {
+                tokens,
+                prompt_len,
+                pads,
+                logp,
+                mask,
+                responses,
+            },
+            kept,
+        ))
+    }
+    // ANCHOR_END: refill
+
+    /// The B training problems of `round` of a step: the step's own in round 0, then fresh
+    /// ones from a stream of their own.
+    fn problems_of_round(&self, step: usize, round: usize) -> Vec<Problem> {
+        if round == 0 {
+            return self.problems(step);
+        }
+        let b = self.config.grpo.prompts;
+        let stream = derive_seed(derive_seed(self.seed, PROMPTS), REFILL ^ round as u64);
+        (0..b)
+            .map(|i| {
+                sample_problem(
+                    self.task.as_ref(),
+                    stream,
+                    (step * b + i) as u64,
+                    self.config.task.difficulty,
+                    Split::Train,
+                )
+            })
+            .collect()
+    }
 
     /// log π_ref of every response token, in micro-batches, without a gradient.
     fn reference_logp(&self, rollout: &Rollout) -> Result<Tensor> {
