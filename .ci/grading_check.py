@@ -50,6 +50,8 @@ MUTANTS = [
     ("9.2", "src/update.rs", "old_logp: &part.old_logp,\n        ref_logp: &part.ref_logp,",
      "old_logp: &part.ref_logp,\n        ref_logp: &part.old_logp,",
      "a GRPO loss with the old and reference log-probs swapped"),
+    ("9.3", "src/objective.rs", "        .sum_keepdim(1)?\n        .div(&lengths)?\n",
+     "        .sum_keepdim(1)?\n", "GSPO's log-ratio summed over the tokens instead of averaged"),
 ]
 
 

@@ -277,6 +277,7 @@ pub enum Ratio {
 /// Each response's log-ratio for GSPO, (1/|o_i|) Σ_t mask_{i,t} (logp − old_logp)_{i,t}, put on
 /// every step of the row: a (B, T) tensor whose rows are constant.
 pub fn sequence_log_ratio(logp: &Tensor, old_logp: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    // ANCHOR: ex_9_3 (2 points) GSPO's sequence log-ratio: each row's mean over its real steps of logp − old_logp (no gradient into old_logp), on every step of the row.
     let per_step = ((logp - old_logp.detach())? * mask)?;
     let lengths = mask.sum_keepdim(1)?.maximum(1.0)?;
     per_step
@@ -284,6 +285,7 @@ pub fn sequence_log_ratio(logp: &Tensor, old_logp: &Tensor, mask: &Tensor) -> Re
         .div(&lengths)?
         .broadcast_as(logp.shape())?
         .contiguous()
+    // ANCHOR_END: ex_9_3
 }
 
 /// The clipped surrogate per step from log-ratios, with separate bounds (DAPO's

@@ -265,3 +265,65 @@ fn ex_9_2_a_step_on_the_loss_makes_good_responses_likelier() {
         after.1
     );
 }
+
+/// GSPO's sequence log-ratio of the example below, with `logp` differentiable.
+fn gspo_example() -> (zero_to_r1::candle::Var, Tensor, Tensor) {
+    let logp =
+        zero_to_r1::candle::Var::from_tensor(&grid(&[&[-1.0, -2.0, 0.0], &[-0.5, -0.5, -0.5]]))
+            .unwrap();
+    let old = grid(&[&[-1.5, -1.0, 0.0], &[-1.0, -1.0, -1.0]]);
+    let mask = grid(&[&[1.0, 1.0, 0.0], &[1.0, 1.0, 1.0]]);
+    (logp, old, mask)
+}
+
+#[test]
+fn ex_9_3_sequence_log_ratio_by_hand() {
+    // Row 0: real steps 0 and 1, log-ratios 0.5 and −1, mean −0.25 (step 2 is padding and
+    // does not count). Row 1: three steps of 0.5, mean 0.5.
+    let (logp, old, mask) = gspo_example();
+    let got = zero_to_r1::objective::sequence_log_ratio(logp.as_tensor(), &old, &mask)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let want = [[-0.25f32; 3], [0.5; 3]];
+    for (g, w) in got.iter().zip(&want) {
+        for (a, b) in g.iter().zip(w) {
+            assert!((a - b).abs() < 1e-6, "got {got:?}, want {want:?}");
+        }
+    }
+}
+
+#[test]
+fn ex_9_3_the_gradient_reaches_logp_only_through_the_mean() {
+    // The sum of the output counts each row's mean three times (once per column), so the
+    // gradient is 3 / |o_i| on each real step of row i, 0 on padding, and nothing reaches
+    // old_logp.
+    let (logp, old, mask) = gspo_example();
+    let old = zero_to_r1::candle::Var::from_tensor(&old).unwrap();
+    let out = zero_to_r1::objective::sequence_log_ratio(logp.as_tensor(), old.as_tensor(), &mask)
+        .unwrap();
+    let grads = out.sum_all().unwrap().backward().unwrap();
+    let g = grads
+        .get(logp.as_tensor())
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let want = [[1.5f32, 1.5, 0.0], [1.0, 1.0, 1.0]];
+    for (r, w) in g.iter().zip(&want) {
+        for (a, b) in r.iter().zip(w) {
+            assert!((a - b).abs() < 1e-5, "got {g:?}, want {want:?}");
+        }
+    }
+    let into_old = grads.get(old.as_tensor()).map(|t| {
+        t.abs()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    });
+    assert!(
+        into_old.unwrap_or(0.0) == 0.0,
+        "a gradient reached old_logp"
+    );
+}
