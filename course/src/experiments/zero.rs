@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::plot::{learning_curves, Curves, Svg};
+use crate::plot::{learning_curves, learning_curves_at, Curves, Legend, Svg};
 use zero_to_r1::error::{Error, Result};
 use zero_to_r1::lm::checkpoint;
 use zero_to_r1::lm::config::LmConfig;
@@ -370,7 +370,7 @@ pub fn figures(r: &ZeroRecord) -> Result<Vec<(&'static str, Svg)>> {
             &curves,
             "The sampled responses on training prompts, by route",
             "GRPO step",
-            &format!("% (moving average over {w} steps; band: ± s.e. over seeds)"),
+            &format!("% (moving average over {w} steps)"),
             None,
         )?,
     ));
@@ -418,17 +418,20 @@ pub fn figures(r: &ZeroRecord) -> Result<Vec<(&'static str, Svg)>> {
     }
     out.push((
         "checks",
-        learning_curves(
+        learning_curves_at(
             &x,
             &checks,
-            "Checks: how often the sampled responses check, and how often they are right",
-            "GRPO step",
-            &format!("% (moving average over {w} steps)"),
+            (
+                "Checks: how often the sampled responses check, and how often they are right",
+                "GRPO step",
+                &format!("% (moving average over {w} steps)"),
+            ),
             None,
+            Legend::UpperLeft,
         )?,
     ));
     let mut lengths = Vec::new();
-    for route in &routes {
+    for route in routes.iter().filter(|r| r.starts_with("zero")) {
         let runs = runs_of(r, route);
         lengths.push(Curves {
             label: format!("{route}: correct responses"),
@@ -441,13 +444,16 @@ pub fn figures(r: &ZeroRecord) -> Result<Vec<(&'static str, Svg)>> {
     }
     out.push((
         "routes_length",
-        learning_curves(
+        learning_curves_at(
             &x,
             &lengths,
-            "Mean length of the sampled responses",
-            "GRPO step",
-            &format!("tokens (moving average over {w} steps)"),
+            (
+                "Mean length of the sampled responses, GRPO against Dr. GRPO",
+                "GRPO step",
+                &format!("tokens (moving average over {w} steps)"),
+            ),
             None,
+            Legend::UpperRight,
         )?,
     ));
     Ok(out)

@@ -238,6 +238,23 @@ pub fn learning_curves(
     y_label: &str,
     reference: Option<(f64, &str)>,
 ) -> Result<Svg> {
+    let labels = (caption, x_label, y_label);
+    learning_curves_at(x, series, labels, reference, Legend::LowerRight)
+}
+
+/// Where a figure's legend goes: into a corner its curves leave empty.
+pub type Legend = SeriesLabelPosition;
+
+/// [`learning_curves`] with the legend in the corner `legend`; `labels` are the caption and
+/// the two axis labels.
+pub fn learning_curves_at(
+    x: &[f64],
+    series: &[Curves],
+    labels: (&str, &str, &str),
+    reference: Option<(f64, &str)>,
+    legend_at: Legend,
+) -> Result<Svg> {
+    let (caption, x_label, y_label) = labels;
     if x.is_empty() || series.is_empty() {
         return Err(Error::invalid("learning curves", "nothing to plot"));
     }
@@ -323,7 +340,7 @@ pub fn learning_curves(
                 .label(label.to_string())
                 .legend(swatch(BLACK));
         }
-        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
+        legend(&mut chart, legend_at)?;
         Ok(())
     })
 }

@@ -6,7 +6,8 @@ mod charts;
 mod house;
 
 pub use charts::{
-    bin_counts, histogram, learning_curves, log_bar_chart, running_mean, Curves, Marker, PALETTE,
+    bin_counts, histogram, learning_curves, learning_curves_at, log_bar_chart, running_mean,
+    Curves, Legend, Marker, PALETTE,
 };
 pub use house::{house_figure, value_figure};
 

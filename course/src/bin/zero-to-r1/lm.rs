@@ -53,9 +53,12 @@ pub(crate) enum LmCommand {
     /// way, and writes the record the book's figures and table are drawn from. Then run
     /// `zero-to-r1 figures` to redraw them.
     Measure(MeasureArgs),
-    /// R1-Zero on a laptop: fine-tune, then train with GRPO (or Dr. GRPO) on rule rewards.
+    /// R1-Zero on a laptop: a starting model, then GRPO (or Dr. GRPO) on rule rewards.
     ///
-    /// Fine-tunes a fresh model (or loads --sft), then samples G responses to each of B
+    /// The starting model: with configs/zero-cpu.toml, a base model pretrained on drafted
+    /// documents (R1-Zero's route: no fine-tuning); with configs/cold-start-cpu.toml, that
+    /// base model fine-tuned briefly on the template (R1's cold start); with the default
+    /// config, chapter 8's fine-tuning; or a checkpoint given with --sft. Then it samples G responses to each of B
     /// training prompts per step, scores them with the format and accuracy rules, and
     /// updates the policy with the clipped GRPO loss and a β-weighted k3 penalty to the
     /// frozen SFT model. Writes into --out: `sft/` (the SFT checkpoint), `grpo/` (config,
