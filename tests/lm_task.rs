@@ -5,7 +5,7 @@ use zero_to_r1::lm::eval::heldout;
 use zero_to_r1::lm::reward::{extract_answer, format_ok, score, RewardWeights};
 use zero_to_r1::lm::task::{
     draft_columns, evaluate, has_check, sample_problem, task_by_name, Addition, Arithmetic,
-    Countdown, Problem, Rational, Split, Task, Template, Templated,
+    Countdown, Problem, Rational, Split, Style, Task, Template, Templated,
 };
 use zero_to_r1::lm::tokenizer::{Tokenizer, ANSWER, EOS, PAD, THINK};
 use zero_to_r1::rand::rngs::StdRng;
@@ -309,7 +309,15 @@ fn drafts_by_hand() {
     let mut rng = StdRng::seed_from_u64(0);
     let p = problem("47+85=");
     // Every carry dropped, then caught by the check.
-    let d = draft_columns(&p, 1.0, true, &mut rng).unwrap();
+    let d = draft_columns(
+        &p,
+        Style {
+            drop_rate: 1.0,
+            check: true,
+        },
+        &mut rng,
+    )
+    .unwrap();
     assert_eq!(
         d.trace.think,
         "7+5+0=2c1,4+8+0=2c1;check 85+47:5+7+0=2c1,8+4+1=3c1 no"
@@ -317,27 +325,53 @@ fn drafts_by_hand() {
     assert_eq!(d.trace.answer, "132");
     assert!(d.dropped && d.checked && d.redone);
     // No carry dropped: the check agrees.
-    let d = draft_columns(&p, 0.0, true, &mut rng).unwrap();
+    let d = draft_columns(
+        &p,
+        Style {
+            drop_rate: 0.0,
+            check: true,
+        },
+        &mut rng,
+    )
+    .unwrap();
     assert_eq!(
         d.trace.think,
         "7+5+0=2c1,4+8+1=3c1;check 85+47:5+7+0=2c1,8+4+1=3c1 ok"
     );
     assert!(!d.dropped && !d.redone);
     // A dropped carry without a check gives a wrong answer.
-    let d = draft_columns(&p, 1.0, false, &mut rng).unwrap();
+    let d = draft_columns(
+        &p,
+        Style {
+            drop_rate: 1.0,
+            check: false,
+        },
+        &mut rng,
+    )
+    .unwrap();
     assert_eq!(
         (d.trace.think.as_str(), d.trace.answer.as_str()),
         ("7+5+0=2c1,4+8+0=2c1", "122")
     );
     // Nothing to drop: 12+34 has no carry.
-    let d = draft_columns(&problem("12+34="), 1.0, false, &mut rng).unwrap();
+    let d = draft_columns(
+        &problem("12+34="),
+        Style {
+            drop_rate: 1.0,
+            check: false,
+        },
+        &mut rng,
+    )
+    .unwrap();
     assert_eq!(d.trace.answer, "46");
     assert!(!d.dropped);
     // A subtraction checks itself by working again in the same order.
     let d = draft_columns(
         &Arithmetic.check_prompt("52-17=").unwrap(),
-        1.0,
-        true,
+        Style {
+            drop_rate: 1.0,
+            check: true,
+        },
         &mut rng,
     )
     .unwrap();
@@ -348,7 +382,14 @@ fn drafts_by_hand() {
     assert_eq!(d.trace.answer, "35");
     // A task without drafts says so.
     assert!(Countdown
-        .draft(&Countdown.generate(0, 3), 0.5, true, &mut rng)
+        .draft(
+            &Countdown.generate(0, 3),
+            Style {
+                drop_rate: 0.5,
+                check: true
+            },
+            &mut rng
+        )
         .is_none());
 }
 
@@ -462,7 +503,7 @@ fn the_think_template_puts_the_opening_in_the_prompt() {
         response: "<think>7+5+0=2c1,4+8+1=3c1</think><answer>132</answer>".into(),
         flaw: Flaw::None,
     };
-    let (prompts, responses) = data::encode(&task, &[e.clone()]).unwrap();
+    let (prompts, responses) = data::encode(&task, std::slice::from_ref(&e)).unwrap();
     let tok = Tokenizer;
     assert_eq!(tok.decode(&prompts[0]).unwrap(), "47+85=<think>");
     assert_eq!(

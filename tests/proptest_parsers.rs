@@ -137,9 +137,14 @@ const TOML_PIECES: &[&str] = &[
 fn valid_config() -> impl Strategy<Value = LmConfig> {
     let task = prop::sample::select(TASKS.to_vec()).prop_flat_map(|name| {
         let max = task_by_name(name).unwrap().max_difficulty();
-        (Just(name), 1..=max).prop_map(|(name, difficulty)| TaskConfig {
+        (Just(name), 1..=max, any::<bool>()).prop_map(|(name, difficulty, think)| TaskConfig {
             name: name.into(),
             difficulty,
+            template: if think {
+                zero_to_r1::lm::task::Template::Think
+            } else {
+                zero_to_r1::lm::task::Template::Plain
+            },
         })
     });
     let model = (1usize..9, 1usize..64, 1usize..9, 1usize..512, 1usize..2048);

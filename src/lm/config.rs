@@ -15,7 +15,7 @@ use crate::lm::eval::{EvalConfig, MAX_PROBLEMS};
 use crate::lm::model::{context_too_short, GptConfig};
 use crate::lm::reward::RewardWeights;
 use crate::lm::sft::SftConfig;
-use crate::lm::task::{task_by_name, Task, Template, Templated};
+use crate::lm::task::{task_by_name, Style, Task, Template, Templated};
 use crate::lm::tokenizer::Tokenizer;
 use crate::objective::{Aggregation, LossSettings, Ratio};
 use crate::validate;
@@ -56,7 +56,17 @@ pub fn longest_example(task: &dyn Task, difficulty: usize, drafts: bool) -> Resu
         // A drafted document is longest when a dropped carry fails its check and the columns
         // are worked again, with the answer given as `answer:…`.
         let mut rng = StdRng::seed_from_u64(seed);
-        if let Some(d) = task.draft(&p, 1.0, true, &mut rng).filter(|_| drafts) {
+        if let Some(d) = task
+            .draft(
+                &p,
+                Style {
+                    drop_rate: 1.0,
+                    check: true,
+                },
+                &mut rng,
+            )
+            .filter(|_| drafts)
+        {
             let text = format!("<think>{}</think>answer:{}", d.trace.think, d.trace.answer);
             longest = longest.max(tok.encode(&p.prompt)?.len() + tok.encode(&text)?.len() + 1);
         }
@@ -206,7 +216,17 @@ impl LmConfig {
         if drafts {
             let probe = task.generate(0, self.task.difficulty);
             let mut rng = StdRng::seed_from_u64(0);
-            if task.draft(&probe, 0.0, false, &mut rng).is_none() {
+            if task
+                .draft(
+                    &probe,
+                    Style {
+                        drop_rate: 0.0,
+                        check: false,
+                    },
+                    &mut rng,
+                )
+                .is_none()
+            {
                 return Err(Error::invalid(
                     "data",
                     format!(

@@ -6,7 +6,7 @@ use gridworld::rand::{Rng, RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::lm::task::{sample_problem, Problem, Split, Task};
+use crate::lm::task::{sample_problem, Problem, Split, Style, Task};
 use crate::lm::tokenizer::{Tokenizer, EOS};
 use crate::rollout::derive_seed;
 use crate::validate;
@@ -171,7 +171,14 @@ fn drafted(
     rng: &mut dyn Rng,
 ) -> Option<Example> {
     let check = rng.random::<f64>() < config.check_rate;
-    let d = task.draft(problem, config.dropped_carry_rate, check, rng)?;
+    let d = task.draft(
+        problem,
+        Style {
+            drop_rate: config.dropped_carry_rate,
+            check,
+        },
+        rng,
+    )?;
     let template = rng.random::<f64>() < config.template_rate;
     let response = if template {
         d.trace.response()

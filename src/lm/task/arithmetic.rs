@@ -37,11 +37,28 @@ fn n_digits(x: u64) -> usize {
 
 /// The `n` columns of `a op b`: (digit of a, digit of b, carry in, result digit, carry out).
 fn columns(a: u64, b: u64, op: char, n: usize) -> Vec<[u64; 5]> {
+    work_columns(a, b, op, n, || false).0
+}
+
+/// The `n` columns of `a op b`, where a carry (or borrow) into a column is dropped whenever
+/// `drop()` says so, and the column worked without it; and whether any was dropped.
+fn work_columns(
+    a: u64,
+    b: u64,
+    op: char,
+    n: usize,
+    mut drop: impl FnMut() -> bool,
+) -> (Vec<[u64; 5]>, bool) {
     let n = n.max(n_digits(a)).max(n_digits(b));
     let (da, db) = (digits_rev(a, n), digits_rev(b, n));
     let mut carry = 0;
+    let mut dropped = false;
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
+        if carry == 1 && drop() {
+            carry = 0;
+            dropped = true;
+        }
         let (d, c) = if op == '+' {
             let s = da[i] + db[i] + carry;
             (s % 10, s / 10)
@@ -56,7 +73,7 @@ fn columns(a: u64, b: u64, op: char, n: usize) -> Vec<[u64; 5]> {
         out.push([da[i], db[i], carry, d, c]);
         carry = c;
     }
-    out
+    (out, dropped)
 }
 
 /// The answer a scratchpad's columns lead to: the digits read backwards, with the last
@@ -84,50 +101,20 @@ fn write_columns(cols: &[[u64; 5]], op: char) -> String {
         .join(",")
 }
 
-/// The `n` columns of `a op b` as a hurried writer works them: each carry (or borrow) into a
-/// column is dropped with probability `drop_rate`, and the column is then worked without it.
-/// Returns the columns and whether any carry was dropped.
-fn hurried_columns(
-    a: u64,
-    b: u64,
-    op: char,
-    n: usize,
-    drop_rate: f64,
-    rng: &mut dyn Rng,
-) -> (Vec<[u64; 5]>, bool) {
-    let n = n.max(n_digits(a)).max(n_digits(b));
-    let (da, db) = (digits_rev(a, n), digits_rev(b, n));
-    let mut carry = 0;
-    let mut dropped = false;
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        if carry == 1 && drop_rate > 0.0 && rng.random::<f64>() < drop_rate {
-            carry = 0;
-            dropped = true;
-        }
-        let (d, c) = if op == '+' {
-            let s = da[i] + db[i] + carry;
-            (s % 10, s / 10)
-        } else {
-            let s = da[i] as i64 - db[i] as i64 - carry as i64;
-            if s < 0 {
-                ((s + 10) as u64, 1)
-            } else {
-                (s as u64, 0)
-            }
-        };
-        out.push([da[i], db[i], carry, d, c]);
-        carry = c;
-    }
-    (out, dropped)
-}
-
 /// What marks a check in a scratchpad: `;check ` and then the inverse operation.
 pub const CHECK: &str = ";check ";
 
 /// Does a response check its result? (It contains [`CHECK`].)
 pub fn has_check(response: &str) -> bool {
     response.contains(CHECK)
+}
+
+/// How a draft is written: each carry dropped with probability `drop_rate`, and the result
+/// checked or not.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Style {
+    pub drop_rate: f64,
+    pub check: bool,
 }
 
 /// A worked solution as a fallible writer drafts it, with what happened in it.
@@ -144,7 +131,7 @@ pub struct Draft {
 
 // ANCHOR: draft
 /// Drafts a solution of `a op b`: the columns, with each carry dropped with probability
-/// `drop_rate`; then, if `check`, the problem worked again, carefully (no carry dropped) —
+/// `style.drop_rate`; then, if `style.check`, the problem worked again, carefully (no carry dropped) —
 /// for a sum the other way round, `b+a`. A second pass that agrees with the first ends in
 /// ` ok`; one that does not ends in ` no`, and the answer is the careful result. For
 /// `47+85=`, a dropped carry caught by the check reads
@@ -154,19 +141,14 @@ pub struct Draft {
 /// ```
 ///
 /// and the answer is 132.
-pub fn draft_columns(
-    problem: &Problem,
-    drop_rate: f64,
-    check: bool,
-    rng: &mut dyn Rng,
-) -> Option<Draft> {
+pub fn draft_columns(problem: &Problem, style: Style, rng: &mut dyn Rng) -> Option<Draft> {
     let (a, op, b, n) = parse_arithmetic(&problem.prompt)?;
-    let (cols, dropped) = hurried_columns(a, b, op, n, drop_rate, rng);
+    let (cols, dropped) = work_columns(a, b, op, n, || rng.random::<f64>() < style.drop_rate);
     let first = read_answer(&cols, op);
     let mut think = write_columns(&cols, op);
     let mut answer = first.clone();
     let mut redone = false;
-    if check {
+    if style.check {
         let (x, y) = if op == '+' { (b, a) } else { (a, b) };
         let careful = columns(x, y, op, n);
         let second = read_answer(&careful, op);
@@ -179,7 +161,7 @@ pub fn draft_columns(
     Some(Draft {
         trace: Trace { think, answer },
         dropped,
-        checked: check,
+        checked: style.check,
         redone,
     })
 }
@@ -325,14 +307,8 @@ impl Task for Arithmetic {
         9
     }
 
-    fn draft(
-        &self,
-        problem: &Problem,
-        drop_rate: f64,
-        check: bool,
-        rng: &mut dyn Rng,
-    ) -> Option<Draft> {
-        draft_columns(problem, drop_rate, check, rng)
+    fn draft(&self, problem: &Problem, style: Style, rng: &mut dyn Rng) -> Option<Draft> {
+        draft_columns(problem, style, rng)
     }
 
     /// `a+b=` or `a-b=` with operands of 1 to [`MAX_DIGITS`] digits (leading zeros allowed)
@@ -376,14 +352,8 @@ impl Task for Addition {
         Arithmetic.max_difficulty()
     }
 
-    fn draft(
-        &self,
-        problem: &Problem,
-        drop_rate: f64,
-        check: bool,
-        rng: &mut dyn Rng,
-    ) -> Option<Draft> {
-        draft_columns(problem, drop_rate, check, rng)
+    fn draft(&self, problem: &Problem, style: Style, rng: &mut dyn Rng) -> Option<Draft> {
+        draft_columns(problem, style, rng)
     }
 
     /// As for [`Arithmetic`], additions only.

@@ -81,16 +81,9 @@ pub trait Task: Send + Sync {
     fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace;
     /// The largest meaningful difficulty.
     fn max_difficulty(&self) -> usize;
-    /// A solution as a fallible writer drafts it (see [`draft_columns`]): each carry dropped
-    /// with probability `drop_rate`, and the result checked if `check`. `None` for a task
-    /// without drafts, or a prompt that is not the task's.
-    fn draft(
-        &self,
-        _problem: &Problem,
-        _drop_rate: f64,
-        _check: bool,
-        _rng: &mut dyn Rng,
-    ) -> Option<Draft> {
+    /// A solution as a fallible writer drafts it in `style` (see [`draft_columns`]). `None`
+    /// for a task without drafts, or a prompt that is not the task's.
+    fn draft(&self, _problem: &Problem, _style: Style, _rng: &mut dyn Rng) -> Option<Draft> {
         None
     }
     /// The text the model is shown for `problem`: its prompt, followed by the template's
@@ -166,14 +159,8 @@ impl Task for Templated {
     fn max_difficulty(&self) -> usize {
         self.inner.max_difficulty()
     }
-    fn draft(
-        &self,
-        problem: &Problem,
-        drop_rate: f64,
-        check: bool,
-        rng: &mut dyn Rng,
-    ) -> Option<Draft> {
-        self.inner.draft(problem, drop_rate, check, rng)
+    fn draft(&self, problem: &Problem, style: Style, rng: &mut dyn Rng) -> Option<Draft> {
+        self.inner.draft(problem, style, rng)
     }
     fn pose(&self, problem: &Problem) -> String {
         format!("{}{}", self.inner.pose(problem), self.template.opening())
