@@ -304,20 +304,17 @@ fn problem(prompt: &str) -> Problem {
     Addition.check_prompt(prompt).unwrap()
 }
 
+/// A draft of `p`, each carry dropped with probability `drop_rate`, checked if `check`.
+fn drafted(p: &Problem, drop_rate: f64, check: bool) -> zero_to_r1::lm::task::Draft {
+    let style = Style { drop_rate, check };
+    draft_columns(p, style, &mut StdRng::seed_from_u64(0)).unwrap()
+}
+
 #[test]
 fn drafts_by_hand() {
-    let mut rng = StdRng::seed_from_u64(0);
     let p = problem("47+85=");
     // Every carry dropped, then caught by the check.
-    let d = draft_columns(
-        &p,
-        Style {
-            drop_rate: 1.0,
-            check: true,
-        },
-        &mut rng,
-    )
-    .unwrap();
+    let d = drafted(&p, 1.0, true);
     assert_eq!(
         d.trace.think,
         "7+5+0=2c1,4+8+0=2c1;check 85+47:5+7+0=2c1,8+4+1=3c1 no"
@@ -325,56 +322,24 @@ fn drafts_by_hand() {
     assert_eq!(d.trace.answer, "132");
     assert!(d.dropped && d.checked && d.redone);
     // No carry dropped: the check agrees.
-    let d = draft_columns(
-        &p,
-        Style {
-            drop_rate: 0.0,
-            check: true,
-        },
-        &mut rng,
-    )
-    .unwrap();
+    let d = drafted(&p, 0.0, true);
     assert_eq!(
         d.trace.think,
         "7+5+0=2c1,4+8+1=3c1;check 85+47:5+7+0=2c1,8+4+1=3c1 ok"
     );
     assert!(!d.dropped && !d.redone);
     // A dropped carry without a check gives a wrong answer.
-    let d = draft_columns(
-        &p,
-        Style {
-            drop_rate: 1.0,
-            check: false,
-        },
-        &mut rng,
-    )
-    .unwrap();
+    let d = drafted(&p, 1.0, false);
     assert_eq!(
         (d.trace.think.as_str(), d.trace.answer.as_str()),
         ("7+5+0=2c1,4+8+0=2c1", "122")
     );
     // Nothing to drop: 12+34 has no carry.
-    let d = draft_columns(
-        &problem("12+34="),
-        Style {
-            drop_rate: 1.0,
-            check: false,
-        },
-        &mut rng,
-    )
-    .unwrap();
+    let d = drafted(&problem("12+34="), 1.0, false);
     assert_eq!(d.trace.answer, "46");
     assert!(!d.dropped);
     // A subtraction checks itself by working again in the same order.
-    let d = draft_columns(
-        &Arithmetic.check_prompt("52-17=").unwrap(),
-        Style {
-            drop_rate: 1.0,
-            check: true,
-        },
-        &mut rng,
-    )
-    .unwrap();
+    let d = drafted(&Arithmetic.check_prompt("52-17=").unwrap(), 1.0, true);
     assert_eq!(
         d.trace.think,
         "2-7-0=5c1,5-1-0=4c0;check 52-17:2-7-0=5c1,5-1-1=3c0 no"
@@ -388,7 +353,7 @@ fn drafts_by_hand() {
                 drop_rate: 0.5,
                 check: true
             },
-            &mut rng
+            &mut StdRng::seed_from_u64(0)
         )
         .is_none());
 }
