@@ -278,28 +278,31 @@ pub fn documents_table(config: &LmConfig, n: usize) -> Result<String> {
     Ok(s)
 }
 
-/// The first seed's greedy responses to the first held-out problems, before and after GRPO,
-/// for each route, as a markdown table.
+/// The first seed's greedy responses to the first held-out problems, before and after RL,
+/// for the first and the last route, as a markdown table.
 pub fn examples_table(r: &ZeroRecord) -> String {
     let mut s = String::from(
-        "| route | prompt (as posed) | before GRPO | after GRPO |\n|---|---|---|---|\n",
+        "| route | prompt (as posed) | model | greedy response | |\n|---|---|---|---|---|\n",
     );
-    let mark = |(_, resp, ok): &(String, String, bool)| {
+    let row = |route: &str, prompt: &str, when: &str, (_, resp, ok): &(String, String, bool)| {
+        let mark = if *ok { "✓" } else { "✗" };
+        let prompt = if prompt.is_empty() {
+            String::new()
+        } else {
+            format!("`{prompt}`")
+        };
         format!(
-            "`{}` {}",
-            resp.replace('|', "\\|"),
-            if *ok { "✓" } else { "✗" }
+            "| {route} | {prompt} | {when} | `{}` | {mark} |\n",
+            resp.replace('|', "\\|")
         )
     };
-    for run in r.runs.iter().filter(|x| x.seed == 0) {
-        for (b, a) in run.before.iter().zip(&run.after) {
-            s += &format!(
-                "| {} | `{}` | {} | {} |\n",
-                run.route,
-                b.0,
-                mark(b),
-                mark(a)
-            );
+    let first_and_last = [r.routes.first(), r.routes.last()];
+    for (name, _) in first_and_last.into_iter().flatten() {
+        for run in r.runs.iter().filter(|x| x.seed == 0 && &x.route == name) {
+            for (b, a) in run.before.iter().zip(&run.after) {
+                s += &row(&run.route, &b.0, "before RL", b);
+                s += &row("", "", "after RL", a);
+            }
         }
     }
     s
