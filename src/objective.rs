@@ -298,9 +298,9 @@ pub fn clipped_surrogate_bounds(
 ) -> Result<Tensor> {
     let ratio = log_ratio.exp()?;
     let adv = advantages.detach();
-    let unclipped = (&ratio * &adv)?;
-    let clipped = (ratio.clamp(1.0 - clip_low, 1.0 + clip_high)? * &adv)?;
-    unclipped.minimum(&clipped)?.neg()
+    let kept = (&ratio * &adv)?;
+    let bounded = (ratio.clamp(1.0 - clip_low, 1.0 + clip_high)? * &adv)?;
+    kept.minimum(&bounded)?.neg()
 }
 // ANCHOR_END: variants_loss
 
