@@ -140,6 +140,10 @@ fn config_errors_name_the_key() {
         LmConfig::from_file(&root.join("configs/countdown-gpu.toml")).unwrap(),
         LmConfig::gpu_default()
     );
+    assert_eq!(
+        LmConfig::from_file(&root.join("configs/zero-cpu.toml")).unwrap(),
+        LmConfig::zero_default()
+    );
 }
 
 #[test]

@@ -108,6 +108,7 @@ fn the_tour_writes_figures_metrics_and_an_index() {
     let out = bin()
         .args(["tour", "--quiet", "--name", "t", "--sft-steps", "3"])
         .args(["--lm-eval-problems", "4", "--grpo-steps", "2"])
+        .args(["--pretrain-steps", "3"])
         .arg("--out")
         .arg(&dir)
         .output()

@@ -304,6 +304,54 @@ impl LmConfig {
         Ok(())
     }
 
+    /// The Zero route on the CPU (`configs/zero-cpu.toml`, the default of `lm r1-zero`): a
+    /// base model pretrained on drafted additions of which a quarter are in R1's template,
+    /// then GRPO straight from it with the `<think>` template, no fine-tuning.
+    pub fn zero_default() -> LmConfig {
+        LmConfig {
+            task: TaskConfig {
+                template: Template::Think,
+                ..TaskConfig::default()
+            },
+            model: GptConfig {
+                context: 128,
+                ..GptConfig::default()
+            },
+            pretrain: Some(Pretrain {
+                data: DataConfig {
+                    slip_rate: 0.0,
+                    missing_tag_rate: 0.0,
+                    template_rate: 0.25,
+                    check_rate: 0.2,
+                    dropped_carry_rate: 0.6,
+                },
+                sft: SftConfig {
+                    steps: 600,
+                    ..SftConfig::default()
+                },
+            }),
+            sft: SftConfig {
+                steps: 0,
+                ..SftConfig::default()
+            },
+            eval: EvalConfig {
+                problems: 500,
+                k: 8,
+                max_new_tokens: 100,
+                batch_size: 250,
+                ..EvalConfig::default()
+            },
+            grpo: GrpoLmConfig {
+                steps: 60,
+                max_new_tokens: 100,
+                eval_every: 10,
+                eval_problems: 500,
+                ..GrpoLmConfig::default()
+            },
+            ..LmConfig::default()
+        }
+    }
+
     /// The config of the GPU run: Countdown with four numbers on a model of about 25 M
     /// parameters.
     pub fn gpu_default() -> LmConfig {

@@ -101,13 +101,13 @@ pub fn book_assets() -> Result<Vec<(String, Vec<u8>)>> {
     let ch8 = ch08::recorded()?;
     push_figures(&mut out, "ch08", &ch08::figures(&ch8)?);
     out.push(("ch08/sft.md".into(), ch08::table(&ch8).into_bytes()));
-    let ch9 = ch09::recorded()?;
-    push_figures(&mut out, "ch09", &ch09::figures(&ch9)?);
-    out.push(("ch09/run.md".into(), ch09::run_table(&ch9).into_bytes()));
-    out.push(("ch09/ablation.md".into(), ch09::table(&ch9).into_bytes()));
     let routes = zero::recorded()?;
     push_figures(&mut out, "ch09", &zero::figures(&routes)?);
     out.push(("ch09/routes.md".into(), zero::table(&routes).into_bytes()));
+    out.push((
+        "ch09/ablation.md".into(),
+        zero::ablation_table(&routes).into_bytes(),
+    ));
     out.push((
         "ch09/routes_examples.md".into(),
         zero::examples_table(&routes).into_bytes(),

@@ -13,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use crate::plot::{learning_curves, learning_curves_at, Curves, Legend, Svg};
 use zero_to_r1::error::{Error, Result};
 use zero_to_r1::lm::checkpoint;
-use zero_to_r1::lm::config::LmConfig;
+use zero_to_r1::lm::config::{GrpoLmConfig, LmConfig};
 use zero_to_r1::lm::eval::{heldout, respond};
 use zero_to_r1::lm::generate::SampleConfig;
 use zero_to_r1::lm::grpo::{read_metrics, GrpoStep};
 use zero_to_r1::lm::run::{claim_folder, r1_zero, R1ZeroSummary, Start};
+use zero_to_r1::objective::Ratio;
 use zero_to_r1::progress::Progress;
 
 /// One run of one route with one seed.
@@ -44,6 +45,10 @@ pub struct ZeroRecord {
     pub machine: String,
     /// Each route's name and config.
     pub routes: Vec<(String, LmConfig)>,
+    /// The variants of the ablation (name and config): shorter GRPO runs from each seed's
+    /// base model, compared with the Zero route at the same step.
+    #[serde(default)]
+    pub variants: Vec<(String, LmConfig)>,
     pub runs: Vec<RouteRun>,
 }
 
@@ -61,14 +66,51 @@ fn examples(config: &LmConfig, dir: &Path, n: usize) -> Result<Vec<(String, Stri
         .collect())
 }
 
+/// How many GRPO steps each variant of the ablation runs.
+pub const ABLATION_STEPS: usize = 30;
+
+// ANCHOR: variants
+/// The variants of the ablation, each a change to the Zero route's `[grpo]` section: GRPO
+/// straight from the base model for [`ABLATION_STEPS`] steps, one newer idea at a time.
+pub fn variants(zero: &LmConfig) -> Vec<(String, LmConfig)> {
+    type Change = fn(&mut GrpoLmConfig);
+    let changes: [(&str, Change); 5] = [
+        ("clip-higher (ε_high = 0.28)", |g| g.clip_high = Some(0.28)),
+        ("dynamic sampling", |g| g.dynamic_sampling = true),
+        ("soft overlong penalty (last 60 of 100 tokens)", |g| {
+            g.overlong_filter = true;
+            g.overlong_buffer = 60;
+        }),
+        ("GSPO (sequence ratio, ε = 3e-4 / 4e-4)", |g| {
+            g.ratio = Ratio::Sequence;
+            g.clip = 3e-4;
+            g.clip_high = Some(4e-4);
+        }),
+        ("β = 0 (no KL penalty)", |g| g.beta = 0.0),
+    ];
+    changes
+        .into_iter()
+        .map(|(name, change)| {
+            let mut c = zero.clone();
+            c.grpo.steps = ABLATION_STEPS;
+            c.eval.k = 1; // the comparison is greedy, from the runs' own held-out evaluations
+            change(&mut c.grpo);
+            (name.to_string(), c)
+        })
+        .collect()
+}
+// ANCHOR_END: variants
+
 // ANCHOR: measure_routes
 /// Runs every route of `routes` (name, config) with every seed of `seeds` into
-/// `dir/<route>-s<seed>`. For each seed the first route pretrains the base model from fresh
-/// weights; the others start from that same base model (GRPO straight from it if their
-/// `sft.steps` is 0, else after their cold start), so the routes of a seed differ only in
-/// what they do after pretraining. Their `[model]` and `[pretrain]` must therefore agree.
+/// `dir/<route>-s<seed>`, then every variant of `variants` the same way. For each seed the
+/// first route pretrains the base model from fresh weights; the others start from that same
+/// base model (GRPO straight from it if their `sft.steps` is 0, else after their cold start),
+/// so the routes of a seed differ only in what they do after pretraining. Their `[model]`
+/// and `[pretrain]` must therefore agree. The variants run GRPO straight from the base model.
 pub fn measure(
     routes: &[(String, LmConfig)],
+    variants: &[(String, LmConfig)],
     seeds: &[u64],
     dir: &Path,
     progress: &mut dyn Progress,
@@ -76,7 +118,15 @@ pub fn measure(
     let Some((_, first)) = routes.first() else {
         return Err(Error::invalid("routes", "none to measure"));
     };
-    for (name, c) in routes {
+    for (name, c) in variants {
+        if c.sft.steps != 0 {
+            return Err(Error::invalid(
+                format!("the config of variant {name:?}"),
+                "a variant runs GRPO straight from the base model: sft.steps must be 0",
+            ));
+        }
+    }
+    for (name, c) in routes.iter().chain(variants) {
         if c.pretrain.is_none() || c.pretrain != first.pretrain || c.model != first.model {
             return Err(Error::invalid(
                 format!("the config of route {name:?}"),
@@ -89,13 +139,16 @@ pub fn measure(
         command: "zero-to-r1 lm measure-zero".into(),
         machine: String::new(),
         routes: routes.to_vec(),
+        variants: variants.to_vec(),
         runs: Vec::new(),
     };
     for &seed in seeds {
-        let folder =
-            |route: &str| dir.join(format!("{}-s{seed}", route.replace([' ', ',', '.'], "")));
+        let folder = |route: &str| {
+            let name: String = route.chars().filter(char::is_ascii_alphanumeric).collect();
+            dir.join(format!("{name}-s{seed}"))
+        };
         let base = folder(&routes[0].0).join("sft");
-        for (i, (route, config)) in routes.iter().enumerate() {
+        for (i, (route, config)) in routes.iter().chain(variants).enumerate() {
             let out = folder(route);
             claim_folder(&out, true)?;
             let start = match (i, config.sft.steps) {
@@ -147,6 +200,9 @@ pub fn mean_se(xs: &[f64]) -> (f64, f64) {
 }
 
 fn pct(xs: &[f64]) -> String {
+    if xs.is_empty() {
+        return "–".into();
+    }
     let (m, se) = mean_se(xs);
     format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * se)
 }
@@ -243,6 +299,91 @@ pub fn table(r: &ZeroRecord) -> String {
         s += " (means over the seeds).";
     }
     s += &format!(" Measured with `{}` on {}.\n", r.command, r.machine);
+    s
+}
+
+/// Held-out greedy accuracy of a run after `step` GRPO steps, if it was evaluated then.
+fn heldout_at(run: &RouteRun, step: usize) -> Option<f64> {
+    run.steps
+        .iter()
+        .find(|s| s.step + 1 == step)
+        .and_then(|s| s.heldout.as_ref())
+        .map(|h| h.accuracy)
+}
+
+/// The ablation as a markdown table: the routes that run GRPO straight from the base model
+/// and every variant, all after the variants' number of steps, mean ± standard error over
+/// the seeds, with each variant's difference from the Zero route paired by seed.
+pub fn ablation_table(r: &ZeroRecord) -> String {
+    let Some(steps) = r.variants.first().map(|(_, c)| c.grpo.steps) else {
+        return String::from("(no ablation in the record)\n");
+    };
+    let Some((zero, _)) = r.routes.first() else {
+        return String::from("(no routes in the record)\n");
+    };
+    let last = 10.min(steps);
+    let mut s = format!(
+        "| {steps} GRPO steps from the base model | held-out greedy accuracy, % | against the Zero route, points | sampled accuracy, % | responses that check, % | mean length, tokens | KL to the base model, nats/token | groups with equal rewards, % | seconds per step |\n|---|---|---|---|---|---|---|---|---|\n"
+    );
+    let tail = |run: &RouteRun, f: &dyn Fn(&GrpoStep) -> f64| {
+        let upto = &run.steps[..steps.min(run.steps.len())];
+        let window = &upto[upto.len().saturating_sub(last)..];
+        window.iter().map(f).sum::<f64>() / window.len().max(1) as f64
+    };
+    let baselines = r
+        .routes
+        .iter()
+        .filter(|(_, c)| c.sft.steps == 0)
+        .map(|(n, _)| n);
+    for name in baselines.chain(r.variants.iter().map(|(n, _)| n)) {
+        let runs = runs_of(r, name);
+        let held: Vec<f64> = runs.iter().filter_map(|x| heldout_at(x, steps)).collect();
+        let paired: Vec<f64> = runs
+            .iter()
+            .filter_map(|x| {
+                let base = runs_of(r, zero).into_iter().find(|z| z.seed == x.seed)?;
+                Some(heldout_at(x, steps)? - heldout_at(base, steps)?)
+            })
+            .collect();
+        let of = |f: &dyn Fn(&GrpoStep) -> f64| -> Vec<f64> {
+            runs.iter().map(|x| tail(x, f)).collect()
+        };
+        let num = |xs: &[f64], digits: usize| {
+            if xs.is_empty() {
+                return "–".to_string();
+            }
+            let (m, se) = mean_se(xs);
+            format!("{m:.digits$} ± {se:.digits$}")
+        };
+        let versus = if name == zero || paired.is_empty() {
+            "–".to_string()
+        } else {
+            let (m, se) = mean_se(&paired);
+            format!("{:+.1} ± {:.1}", 100.0 * m, 100.0 * se)
+        };
+        let per_step: Vec<f64> = runs
+            .iter()
+            .filter_map(|x| x.steps.get(steps - 1).map(|st| st.seconds / steps as f64))
+            .collect();
+        s += &format!(
+            "| {name} | {} | {versus} | {} | {} | {} | {} | {} | {} |\n",
+            pct(&held),
+            pct(&of(&|st| st.accuracy)),
+            pct(&of(&|st| st.check_rate)),
+            num(&of(&|st| st.mean_len), 1),
+            num(&of(&|st| st.kl_ref), 3),
+            pct(&of(&|st| st.frac_reward_zero_std)),
+            num(&per_step, 2),
+        );
+    }
+    s += &format!(
+        "\nAll runs start from the same base model of each seed ({} seeds) and use the same prompts; the sampled columns are means over steps {}–{steps}. Held-out: {} problems, greedy. Measured with `{}` on {}.\n",
+        runs_of(r, zero).len(),
+        steps + 1 - last,
+        r.routes[0].1.grpo.eval_problems,
+        r.command,
+        r.machine
+    );
     s
 }
 

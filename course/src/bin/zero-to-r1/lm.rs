@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::lm_args::LmRunArgs;
-use crate::measure::{self, MeasureArgs, MeasureR1Args, MeasureZeroArgs};
+use crate::measure::{self, MeasureArgs, MeasureZeroArgs};
 use crate::r1_zero::{self, R1ZeroArgs};
 
 #[derive(Subcommand)]
@@ -55,36 +55,33 @@ pub(crate) enum LmCommand {
     Measure(MeasureArgs),
     /// R1-Zero on a laptop: a starting model, then GRPO (or Dr. GRPO) on rule rewards.
     ///
-    /// The starting model: with configs/zero-cpu.toml, a base model pretrained on drafted
-    /// documents (R1-Zero's route: no fine-tuning); with configs/cold-start-cpu.toml, that
-    /// base model fine-tuned briefly on the template (R1's cold start); with the default
-    /// config, chapter 8's fine-tuning; or a checkpoint given with --sft. Then it samples G responses to each of B
-    /// training prompts per step, scores them with the format and accuracy rules, and
-    /// updates the policy with the clipped GRPO loss and a β-weighted k3 penalty to the
-    /// frozen SFT model. Writes into --out: `sft/` (the SFT checkpoint), `grpo/` (config,
+    /// The starting model: by default (configs/zero-cpu.toml) a base model pretrained on
+    /// drafted documents, then no fine-tuning: R1-Zero's route, about four and a half minutes
+    /// on two cores. With --config configs/cold-start-cpu.toml, that base model fine-tuned
+    /// briefly on the template (R1's cold start); with --config configs/addition-cpu.toml,
+    /// chapter 8's fine-tuning; with --sft DIR, a checkpoint `lm sft` made (and chapter 8's
+    /// config unless --config is given). Then it samples G responses to each of B training
+    /// prompts per step, scores them with the format and accuracy rules, and updates the
+    /// policy with the clipped GRPO loss and a β-weighted k3 penalty to the frozen starting
+    /// model. Writes into --out: `sft/` (the starting checkpoint), `grpo/` (config,
     /// reference, one JSON line of metrics per step in metrics.jsonl, checkpoints) and
     /// summary.json (held-out accuracy before and after). Every setting is in the config's
-    /// [grpo] section (see configs/addition-cpu.toml); the flags override a few.
+    /// [grpo] section (see configs/zero-cpu.toml); the flags override a few.
     ///
     /// Interrupted (Ctrl-C, a kill, a full disk)? Run `r1-zero --resume [--out DIR]`: it
     /// continues from the latest checkpoint with the run's own settings (run.json,
     /// grpo/config.toml) and gives the same numbers as an uninterrupted run. With --resume
     /// only --steps (to extend the run) and --device may be given.
     R1Zero(R1ZeroArgs),
-    /// Measure chapter 9's runs for the book: one SFT model, then GRPO, Dr. GRPO and the
-    /// ablations (no ÷std, β = 0, μ = 2) from copies of it (about half an hour on two cores).
+    /// Measure chapter 9 for the book, over several seeds: R1-Zero's route (GRPO straight
+    /// from a pretrained base model, configs/zero-cpu.toml), the same with Dr. GRPO, R1's
+    /// route (a short cold-start fine-tuning first, configs/cold-start-cpu.toml), and the
+    /// ablation of the newer GRPO variants (clip-higher, dynamic sampling, the soft overlong
+    /// penalty, GSPO, β = 0), each a 30-step run from the base model; about 45 minutes on two
+    /// cores for three seeds.
     ///
-    /// Writes the record the book's figures and ablation table are drawn from; then run
-    /// `zero-to-r1 figures` to redraw them. The runs' folders (checkpoints, metrics.jsonl)
-    /// go to --runs.
-    MeasureR1(MeasureR1Args),
-    /// Measure chapter 9's routes for the book, over several seeds: R1-Zero's (GRPO
-    /// straight from a pretrained base model, configs/zero-cpu.toml), the same with Dr. GRPO,
-    /// and R1's (a short cold-start fine-tuning first, configs/cold-start-cpu.toml); about 30
-    /// minutes on two cores for three seeds.
-    ///
-    /// Each seed pretrains its own base model from fresh weights, and its three routes start
-    /// from it. Writes the record the book's route table and figures are drawn from; then run
+    /// Each seed pretrains its own base model from fresh weights, and all its runs start
+    /// from it. Writes the record the book's tables and figures are drawn from; then run
     /// `zero-to-r1 figures` to redraw them.
     MeasureZero(MeasureZeroArgs),
     /// Sample responses from a checkpoint and show their rewards.
@@ -153,7 +150,6 @@ pub(crate) fn lm(command: LmCommand) -> Result<()> {
         }
         LmCommand::Measure(args) => measure::measure(args),
         LmCommand::R1Zero(args) => r1_zero::r1_zero(args),
-        LmCommand::MeasureR1(args) => measure::measure_r1(args),
         LmCommand::MeasureZero(args) => measure::measure_zero(args),
         LmCommand::Eval {
             run,

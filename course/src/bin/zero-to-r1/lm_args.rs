@@ -23,9 +23,19 @@ pub(crate) struct LmRunArgs {
 
 impl LmRunArgs {
     pub(crate) fn config(&self) -> Result<zero_to_r1::lm::config::LmConfig> {
+        self.config_or(zero_to_r1::lm::config::LmConfig::default())
+    }
+
+    /// The config, with `default` where no --config is given (and --task names the default's
+    /// task, if given at all; another task starts from the CPU default).
+    pub(crate) fn config_or(
+        &self,
+        default: zero_to_r1::lm::config::LmConfig,
+    ) -> Result<zero_to_r1::lm::config::LmConfig> {
         use zero_to_r1::lm::config::LmConfig;
         let mut c = match &self.config {
             Some(path) => LmConfig::from_file(path)?,
+            None if self.task.as_ref().is_none_or(|t| *t == default.task.name) => default,
             None => LmConfig::default(),
         };
         if let Some(t) = &self.task {

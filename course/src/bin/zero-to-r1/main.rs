@@ -169,6 +169,9 @@ struct TourArgs {
     /// Held-out problems in chapter 8's final evaluation and chapter 9's evaluations.
     #[arg(long, default_value_t = 100)]
     lm_eval_problems: usize,
+    /// Pretraining steps of chapter 9's base model.
+    #[arg(long, default_value_t = tour::TOUR_PRETRAIN_STEPS)]
+    pretrain_steps: usize,
     /// GRPO steps of the language model in chapter 9's stage.
     #[arg(long, default_value_t = tour::TOUR_GRPO_STEPS)]
     grpo_steps: usize,
@@ -182,6 +185,7 @@ fn run(cli: Cli) -> Result<()> {
         quiet: false,
         sft_steps: tour::TOUR_SFT_STEPS,
         lm_eval_problems: 100,
+        pretrain_steps: tour::TOUR_PRETRAIN_STEPS,
         grpo_steps: tour::TOUR_GRPO_STEPS,
     })) {
         Command::Tour(args) => {
@@ -192,6 +196,7 @@ fn run(cli: Cli) -> Result<()> {
                 progress: !args.quiet,
                 sft_steps: args.sft_steps,
                 lm_eval_problems: args.lm_eval_problems,
+                pretrain_steps: args.pretrain_steps,
                 grpo_steps: args.grpo_steps,
             };
             let dir = tour::run(&config)?;

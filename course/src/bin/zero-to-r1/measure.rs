@@ -1,4 +1,4 @@
-//! The book's measured runs, `lm measure` (chapter 8) and `lm measure-r1` (chapter 9), and
+//! The book's measured runs, `lm measure` (chapter 8) and `lm measure-zero` (chapter 9), and
 //! the records they write.
 
 use super::*;
@@ -44,83 +44,6 @@ pub(crate) fn measure(args: MeasureArgs) -> Result<()> {
     save_record(&out, &record, &table)
 }
 
-// The flags of `lm measure-r1`.
-#[derive(Args)]
-pub(crate) struct MeasureR1Args {
-    #[command(flatten)]
-    run: LmRunArgs,
-    /// Run only these variants (by name, e.g. --only GRPO --only "Dr. GRPO").
-    #[arg(long)]
-    only: Vec<String>,
-    /// Where to write the record.
-    #[arg(long, default_value = "book/src/generated/ch09/r1_zero.json")]
-    out: PathBuf,
-    /// Where to keep the runs' folders.
-    #[arg(long, default_value = "runs/lm/measure-r1")]
-    runs: PathBuf,
-    /// A description of the machine, stored in the record.
-    #[arg(long, default_value = "a 2-core x86-64 virtual machine without GPU")]
-    machine: String,
-}
-
-/// `lm measure-r1`: chapter 9's runs, measured into the book's record.
-pub(crate) fn measure_r1(args: MeasureR1Args) -> Result<()> {
-    let MeasureR1Args {
-        run,
-        only,
-        out,
-        runs,
-        machine,
-    } = args;
-    if run.device != "cpu" {
-        return Err(Error::invalid(
-            "--device",
-            "the book's record is measured on the cpu",
-        ));
-    }
-    zero_to_r1::io::check_writable(&out)?;
-    let config = run.config()?;
-    let names: Vec<&str> = course::experiments::ch09::variants()
-        .iter()
-        .map(|(n, _)| *n)
-        .collect();
-    if let Some(bad) = only.iter().find(|o| !names.contains(&o.as_str())) {
-        return Err(Error::invalid(
-            "--only",
-            format!("{bad:?}; the variants are {}", names.join(", ")),
-        ));
-    }
-    let count = if only.is_empty() {
-        names.len()
-    } else {
-        only.len()
-    };
-    say!("fine-tuning the SFT model ({} steps)…", config.sft.steps);
-    let mut current = None;
-    let mut started = 0;
-    let mut record =
-        course::experiments::ch09::run(&config, run.seed(), &runs, &only, |name, m| {
-            if current.as_ref().is_none_or(|(n, _)| n != name) {
-                started += 1;
-                let label = format!("9 · {name} ({started}/{count})");
-                let bar = zero_to_r1::lm::run::grpo_progress(
-                    config.grpo.steps,
-                    0,
-                    &label,
-                    Bars::new(true),
-                );
-                current = Some((name.to_string(), bar));
-            }
-            if let Some((_, bar)) = current.as_mut() {
-                bar(m);
-            }
-        })?;
-    record.machine = machine;
-    record.command = record_command(&record.command, &run);
-    let table = course::experiments::ch09::table(&record);
-    save_record(&out, &record, &table)
-}
-
 // The flags of `lm measure-zero`.
 #[derive(Args)]
 pub(crate) struct MeasureZeroArgs {
@@ -137,6 +60,9 @@ pub(crate) struct MeasureZeroArgs {
     /// How many seeds (0, 1, …) per route.
     #[arg(long, default_value_t = 3)]
     seeds: u64,
+    /// Leave out the ablation (the newer GRPO variants, each a short run from the base model).
+    #[arg(long)]
+    no_ablation: bool,
     /// Where to write the record.
     #[arg(long, default_value = "book/src/generated/ch09/routes.json")]
     out: PathBuf,
@@ -156,6 +82,7 @@ pub(crate) fn measure_zero(args: MeasureZeroArgs) -> Result<()> {
         zero,
         cold_start,
         seeds,
+        no_ablation,
         out,
         runs,
         machine,
@@ -172,11 +99,23 @@ pub(crate) fn measure_zero(args: MeasureZeroArgs) -> Result<()> {
         ("zero, Dr. GRPO".to_string(), dr),
         ("cold start".to_string(), LmConfig::from_file(&cold_start)?),
     ];
+    let variants = if no_ablation {
+        Vec::new()
+    } else {
+        course::experiments::zero::variants(&routes[0].1)
+    };
     let seeds: Vec<u64> = (0..seeds).collect();
-    let mut record =
-        course::experiments::zero::measure(&routes, &seeds, &runs, &mut Bars::new(true))?;
+    let mut record = course::experiments::zero::measure(
+        &routes,
+        &variants,
+        &seeds,
+        &runs,
+        &mut Bars::new(true),
+    )?;
     record.machine = machine;
-    let table = course::experiments::zero::table(&record);
+    let table = course::experiments::zero::table(&record)
+        + "\n"
+        + &course::experiments::zero::ablation_table(&record);
     save_record(&out, &record, &table)
 }
 

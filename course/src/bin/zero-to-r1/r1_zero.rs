@@ -87,7 +87,12 @@ pub(crate) fn r1_zero(args: R1ZeroArgs) -> Result<()> {
         let k = zero_to_r1::lm::run::R1ZeroRun::load(&out)?.config.eval.k;
         (s, out, k)
     } else {
-        let mut config = run.config()?;
+        // Without --config: the Zero route, or chapter 8's config for a model `lm sft` made.
+        let default = match &sft {
+            Some(_) => LmConfig::default(),
+            None => LmConfig::zero_default(),
+        };
+        let mut config = run.config_or(default)?;
         if let Some(a) = &algo {
             config.grpo.set_algo(a.parse()?);
         }
