@@ -322,8 +322,11 @@ pub fn ablation_table(r: &ZeroRecord) -> String {
         return String::from("(no routes in the record)\n");
     };
     let last = 10.min(steps);
-    let mut s = format!(
-        "| {steps} GRPO steps from the base model | held-out greedy accuracy, % | against the Zero route, points | sampled accuracy, % | responses that check, % | mean length, tokens | KL to the base model, nats/token | groups with equal rewards, % | seconds per step |\n|---|---|---|---|---|---|---|---|---|\n"
+    let mut accuracy = format!(
+        "| after {steps} GRPO steps | held-out greedy accuracy, % | against the Zero route, points | sampled accuracy, % |\n|---|---|---|---|\n"
+    );
+    let mut behaviour = String::from(
+        "| | responses that check, % | mean length, tokens | KL to the base model, nats/token | groups with equal rewards, % | seconds per step |\n|---|---|---|---|---|---|\n",
     );
     let tail = |run: &RouteRun, f: &dyn Fn(&GrpoStep) -> f64| {
         let upto = &run.steps[..steps.min(run.steps.len())];
@@ -365,10 +368,15 @@ pub fn ablation_table(r: &ZeroRecord) -> String {
             .iter()
             .filter_map(|x| x.steps.get(steps - 1).map(|st| st.seconds / steps as f64))
             .collect();
-        s += &format!(
-            "| {name} | {} | {versus} | {} | {} | {} | {} | {} | {} |\n",
+        // The variant's settings are in its config; its row gives the idea's name alone.
+        let short = name.split(" (").next().unwrap_or(name);
+        accuracy += &format!(
+            "| {short} | {} | {versus} | {} |\n",
             pct(&held),
             pct(&of(&|st| st.accuracy)),
+        );
+        behaviour += &format!(
+            "| {short} | {} | {} | {} | {} | {} |\n",
             pct(&of(&|st| st.check_rate)),
             num(&of(&|st| st.mean_len), 1),
             num(&of(&|st| st.kl_ref), 3),
@@ -376,15 +384,14 @@ pub fn ablation_table(r: &ZeroRecord) -> String {
             num(&per_step, 2),
         );
     }
-    s += &format!(
-        "\nAll runs start from the same base model of each seed ({} seeds) and use the same prompts; the sampled columns are means over steps {}–{steps}. Held-out: {} problems, greedy. Measured with `{}` on {}.\n",
+    format!(
+        "{accuracy}\n{behaviour}\nMeans ± standard errors over {} seeds. All runs start from the same base model of each seed and use the same prompts; the differences from the Zero route are paired by seed; the columns of the second table and the sampled accuracy are means over steps {}–{steps}. Held-out: {} problems, greedy. Measured with `{}` on {}.\n",
         runs_of(r, zero).len(),
         steps + 1 - last,
         r.routes[0].1.grpo.eval_problems,
         r.command,
         r.machine
-    );
-    s
+    )
 }
 
 /// The first `n` pretraining documents of the Zero route's config, as posed to the model
