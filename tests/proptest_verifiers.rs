@@ -366,7 +366,9 @@ proptest! {
         let mut atoms = Vec::new();
         e.atoms(&mut atoms);
         let Some((n, d)) = e.value() else { return Ok(()) };
-        if !(2..=6).contains(&atoms.len()) || n % d != 0 || n / d < 0 {
+        // A target above MAX_NUMBER is outside the task (its prompt does not parse): see
+        // a_target_above_the_largest_number_is_outside_the_task.
+        if !(2..=6).contains(&atoms.len()) || n % d != 0 || n / d < 0 || n / d > i128::from(MAX_NUMBER) {
             return Ok(());
         }
         let mut given = atoms.clone();
@@ -453,4 +455,28 @@ proptest! {
             prop_assert_eq!(t.answer, q.truth);
         }
     }
+}
+
+/// Found by the property test above: an expression of the given numbers whose value passes
+/// MAX_NUMBER makes a prompt the task does not accept, so even the right expression earns
+/// nothing, and the prompt itself is refused.
+#[test]
+fn a_target_above_the_largest_number_is_outside_the_task() {
+    let text = "((2*12)*(28*21))*(6*12)";
+    let target = 2 * 12 * 28 * 21 * 6 * 12;
+    assert!(target > MAX_NUMBER);
+    let prompt = format!("2,6,12,12,21,28 to {target}=");
+    assert_eq!(parse_countdown(&prompt), None);
+    assert!(Countdown.check_prompt(&prompt).is_err());
+    let p = Problem {
+        prompt,
+        truth: target.to_string(),
+    };
+    assert!(!Countdown.verify(&p, text));
+    // The same expression is accepted for a target within the task.
+    let p = Problem {
+        prompt: "2,12,28,21 to 14112=".into(),
+        truth: "14112".into(),
+    };
+    assert!(Countdown.verify(&p, "(2*12)*(28*21)"));
 }
