@@ -199,12 +199,17 @@ pub fn mean_se(xs: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
-fn pct(xs: &[f64]) -> String {
+/// Mean ± standard error of `xs` times `scale`, with `digits` decimals; "–" if there are none.
+fn mean_se_text(xs: &[f64], scale: f64, digits: usize) -> String {
     if xs.is_empty() {
         return "–".into();
     }
     let (m, se) = mean_se(xs);
-    format!("{:.1} ± {:.1}", 100.0 * m, 100.0 * se)
+    format!("{:.digits$} ± {:.digits$}", scale * m, scale * se)
+}
+
+fn pct(xs: &[f64]) -> String {
+    mean_se_text(xs, 100.0, 1)
 }
 
 fn runs_of<'a>(r: &'a ZeroRecord, route: &str) -> Vec<&'a RouteRun> {
@@ -351,13 +356,7 @@ pub fn ablation_table(r: &ZeroRecord) -> String {
         let of = |f: &dyn Fn(&GrpoStep) -> f64| -> Vec<f64> {
             runs.iter().map(|x| tail(x, f)).collect()
         };
-        let num = |xs: &[f64], digits: usize| {
-            if xs.is_empty() {
-                return "–".to_string();
-            }
-            let (m, se) = mean_se(xs);
-            format!("{m:.digits$} ± {se:.digits$}")
-        };
+        let num = |xs: &[f64], digits: usize| mean_se_text(xs, 1.0, digits);
         let versus = if name == zero || paired.is_empty() {
             "–".to_string()
         } else {
