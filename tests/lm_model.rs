@@ -5,7 +5,9 @@ mod common;
 
 use common::{device, flat_params, model, prompts, tiny};
 use zero_to_r1::candle::Tensor;
-use zero_to_r1::lm::generate::{attention_mask, generate, positions, SampleConfig};
+use zero_to_r1::lm::generate::{
+    attention_mask, generate, positions, response_logp, SampleConfig,
+};
 use zero_to_r1::lm::model::{Gpt, GptConfig};
 use zero_to_r1::lm::tokenizer::{Tokenizer, EOS, PAD};
 
@@ -234,6 +236,42 @@ fn sampling_is_seeded_and_stops_at_end_of_sequence() {
         assert!(tokens[i][a.prompt_len + resp.len()..]
             .iter()
             .all(|&t| t == PAD));
+    }
+}
+
+/// Rows that finish leave the sampling batch and the KV cache; the ones still running must keep
+/// their own cached keys and values, so the sampler's log-probabilities equal a full forward
+/// pass over the finished batch, and a greedy response does not depend on its batch.
+#[test]
+fn finished_rows_leave_the_batch_without_disturbing_the_others() {
+    let m = model(7);
+    let many: Vec<Vec<u32>> = prompts().into_iter().cycle().take(24).collect();
+    let hot = SampleConfig {
+        temperature: 3.0,
+        top_k: 0,
+        max_new_tokens: 24,
+    };
+    let r = generate(&m, &many, &hot, 5).unwrap();
+    let lengths: Vec<usize> = r.responses.iter().map(Vec::len).collect();
+    let longest = *lengths.iter().max().unwrap();
+    let early = lengths.iter().filter(|&&l| l < longest).count();
+    // Something moved: at least a quarter of the rows stopped before the last one did, so the
+    // batch shrank while the last rows were still sampled.
+    assert!(4 * early >= many.len(), "lengths {lengths:?}");
+    let (full, _) = response_logp(&m, &r.tokens, r.prompt_len, &r.pads, false).unwrap();
+    let full = full.to_vec2::<f32>().unwrap();
+    let sampled = r.logp.to_vec2::<f32>().unwrap();
+    for (i, len) in lengths.iter().enumerate() {
+        for t in 0..*len {
+            let d = (full[i][t] - sampled[i][t]).abs();
+            assert!(d < 1e-4, "row {i}, token {t}: {} vs {}", sampled[i][t], full[i][t]);
+        }
+    }
+    let greedy = SampleConfig::greedy(24);
+    let together = generate(&m, &many[..3], &greedy, 0).unwrap();
+    for (i, p) in many[..3].iter().enumerate() {
+        let alone = generate(&m, std::slice::from_ref(p), &greedy, 0).unwrap();
+        assert_eq!(alone.responses[0], together.responses[i]);
     }
 }
 

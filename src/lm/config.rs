@@ -342,7 +342,7 @@ impl LmConfig {
                 ..EvalConfig::default()
             },
             grpo: GrpoLmConfig {
-                steps: 60,
+                steps: 40,
                 max_new_tokens: 100,
                 eval_every: 10,
                 eval_problems: 500,

@@ -179,7 +179,8 @@ fn pick(logits: &[f32], config: &SampleConfig, u: f64) -> u32 {
 // ANCHOR: generate
 /// Samples one response per prompt, all rows in lockstep with a KV cache: the prompts are read
 /// in one pass, then each step feeds only the B newest tokens. A row stops at end-of-sequence
-/// (later columns are padding) or after `max_new_tokens`. Same `seed`, same tokens.
+/// (later columns are padding) or after `max_new_tokens`; finished rows leave the batch as it
+/// goes. Same `seed`, same tokens.
 pub fn generate(
     model: &Gpt,
     prompts: &[Vec<u32>],
@@ -217,9 +218,15 @@ pub fn generate(
     let mut responses: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut logps: Vec<Vec<f32>> = vec![Vec::new(); b];
     let mut done = vec![false; b];
+    // The rows still in the batch (indices into `prompts`) and their left padding. Finished
+    // rows leave the batch (and the cache) once a quarter of it has finished, so the last long
+    // responses are not sampled alongside a batch of padding.
+    let mut rows: Vec<usize> = (0..b).collect();
+    let mut row_pads = pads.clone();
+    let mut u = vec![0f64; b];
     for _ in 0..max_new {
-        let pos = positions(&pads, start, len, &device)?;
-        let mask = attention_mask(&pads, start, len, &device)?;
+        let pos = positions(&row_pads, start, len, &device)?;
+        let mask = attention_mask(&row_pads, start, len, &device)?;
         let logits = model
             .forward(&input, &pos, &mask, Some(&mut cache))
             .and_then(|l| l.narrow(1, len - 1, 1)?.squeeze(1))
@@ -231,22 +238,35 @@ pub fn generate(
             .to_dtype(DType::F32)
             .and_then(|l| l.to_vec2::<f32>())
             .doing("generate in lm::generate")?;
-        let mut next = vec![PAD; b];
-        for i in 0..b {
-            let u: f64 = rng.random();
+        // One draw per prompt and step, finished or not: a row's tokens do not depend on
+        // when the others finish.
+        u.iter_mut().for_each(|x| *x = rng.random());
+        let mut next = vec![PAD; rows.len()];
+        for (j, &i) in rows.iter().enumerate() {
             if done[i] {
                 continue;
             }
-            let tok = pick(&raw[i], config, u);
-            next[i] = tok;
+            let tok = pick(&raw[j], config, u[i]);
+            next[j] = tok;
             responses[i].push(tok);
-            logps[i].push(logprobs[i][tok as usize]);
+            logps[i].push(logprobs[j][tok as usize]);
             done[i] = tok == EOS;
         }
-        if done.iter().all(|&d| d) {
+        let active: Vec<usize> = (0..rows.len()).filter(|&j| !done[rows[j]]).collect();
+        if active.is_empty() {
             break;
         }
-        input = Tensor::from_vec(next, (b, 1), &device).doing("generate in lm::generate")?;
+        if 4 * active.len() <= 3 * rows.len() {
+            let keep: Vec<u32> = active.iter().map(|&j| j as u32).collect();
+            Tensor::from_vec(keep, active.len(), &device)
+                .and_then(|keep| cache.retain_rows(&keep))
+                .doing("dropping finished rows while sampling")?;
+            next = active.iter().map(|&j| next[j]).collect();
+            row_pads = active.iter().map(|&j| row_pads[j]).collect();
+            rows = active.iter().map(|&j| rows[j]).collect();
+        }
+        input = Tensor::from_vec(next, (rows.len(), 1), &device)
+            .doing("generate in lm::generate")?;
         start += len;
         len = 1;
     }

@@ -210,6 +210,16 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Keeps only the batch rows listed in `rows` (`u32`, in the order given): the rows of a
+    /// sampling batch that are still generating, so that finished ones cost nothing.
+    pub fn retain_rows(&mut self, rows: &Tensor) -> candle_core::Result<()> {
+        for buf in self.layers.iter_mut().flatten() {
+            buf.k = buf.k.index_select(rows, 0)?;
+            buf.v = buf.v.index_select(rows, 0)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -67,7 +67,7 @@ fn examples(config: &LmConfig, dir: &Path, n: usize) -> Result<Vec<(String, Stri
 }
 
 /// How many GRPO steps each variant of the ablation runs.
-pub const ABLATION_STEPS: usize = 30;
+pub const ABLATION_STEPS: usize = 20;
 
 // ANCHOR: variants
 /// The variants of the ablation, each a change to the Zero route's `[grpo]` section: GRPO
