@@ -5,9 +5,7 @@ mod common;
 
 use common::{device, flat_params, model, prompts, tiny};
 use zero_to_r1::candle::Tensor;
-use zero_to_r1::lm::generate::{
-    attention_mask, generate, positions, response_logp, SampleConfig,
-};
+use zero_to_r1::lm::generate::{attention_mask, generate, positions, response_logp, SampleConfig};
 use zero_to_r1::lm::model::{Gpt, GptConfig};
 use zero_to_r1::lm::tokenizer::{Tokenizer, EOS, PAD};
 
@@ -264,7 +262,12 @@ fn finished_rows_leave_the_batch_without_disturbing_the_others() {
     for (i, len) in lengths.iter().enumerate() {
         for t in 0..*len {
             let d = (full[i][t] - sampled[i][t]).abs();
-            assert!(d < 1e-4, "row {i}, token {t}: {} vs {}", sampled[i][t], full[i][t]);
+            assert!(
+                d < 1e-4,
+                "row {i}, token {t}: {} vs {}",
+                sampled[i][t],
+                full[i][t]
+            );
         }
     }
     let greedy = SampleConfig::greedy(24);

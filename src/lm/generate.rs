@@ -265,8 +265,8 @@ pub fn generate(
             row_pads = active.iter().map(|&j| row_pads[j]).collect();
             rows = active.iter().map(|&j| rows[j]).collect();
         }
-        input = Tensor::from_vec(next, (rows.len(), 1), &device)
-            .doing("generate in lm::generate")?;
+        input =
+            Tensor::from_vec(next, (rows.len(), 1), &device).doing("generate in lm::generate")?;
         start += len;
         len = 1;
     }
