@@ -539,6 +539,12 @@ fn bad_settings_and_files_are_clear_errors_before_any_work() {
     }
     let err = run(&["lm", "sample", "-n", "100000000"]);
     assert!(err.contains("-n"), "{err}");
+    // A checkpoint folder that holds none says which command makes one.
+    let err = run(&["lm", "sample", "--checkpoint", dir.to_str().unwrap()]);
+    assert!(
+        err.contains("lm sft") && err.contains("--checkpoint"),
+        "{err}"
+    );
     // Endless files.
     let err = run(&["lm", "sft", "--config", "/dev/zero"]);
     assert!(err.contains("/dev/zero"), "{err}");

@@ -140,7 +140,7 @@ pub struct House {
 
 // ANCHOR: seed_house
 /// The house of the seeds, as a text map. The cat starts in the top-left corner; the meat is
-/// in the bottom-right room. The short way runs past the bathtub; the safe way is longer.
+/// in the bottom-right room. The short way runs through a bathtub; the safe way is longer.
 pub const SEED_MAP: &str = "\
 #########
 #C..#...#

@@ -298,23 +298,22 @@ pub fn exercises(root: &Path) -> Result<Vec<Exercise>> {
     Ok(all)
 }
 
-/// The exercises as a markdown table (exercise, points, function, file, task), without line
-/// numbers so that it changes only when an exercise does.
+/// The exercises as a markdown table (exercise, points, then the task with the function and
+/// file to edit under it), without line numbers so that it changes only when an exercise does.
 pub fn exercise_table(exercises: &[Exercise]) -> String {
-    let mut s =
-        String::from("| exercise | points | function | file | task |\n|---|---|---|---|---|\n");
+    let mut s = String::from("| exercise | points | task |\n|---|---|---|\n");
     for e in exercises {
         s.push_str(&format!(
-            "| {} | {} | `{}` | `{}` | {} |\n",
+            "| {} | {} | {}<br>`{}` in `{}` |\n",
             e.id,
             e.points,
+            cell(&e.task),
             e.function,
-            e.file.display(),
-            cell(&e.task)
+            e.file.display()
         ));
     }
     let total: u32 = exercises.iter().map(|e| e.points).sum();
-    s.push_str(&format!("| **all** | **{total}** | | | |\n"));
+    s.push_str(&format!("| **all** | **{total}** | |\n"));
     s
 }
 

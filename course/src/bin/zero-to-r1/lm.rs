@@ -91,7 +91,8 @@ pub(crate) enum LmCommand {
         /// Checkpoint folder [default: runs/lm/TASK/sft].
         #[arg(long, value_name = "DIR")]
         checkpoint: Option<PathBuf>,
-        /// A prompt of the task, e.g. `347+85=` (default: held-out problems).
+        /// A prompt of the task, e.g. `47+85=` for the two-digit addition model (default:
+        /// held-out problems).
         #[arg(long)]
         prompt: Option<String>,
         /// How many responses.
@@ -249,6 +250,14 @@ pub(crate) fn load(
     use zero_to_r1::lm::config::LmConfig;
     let first = run.config()?;
     let dir = run.checkpoint(ck, &first.task.name);
+    if !dir.join(zero_to_r1::lm::checkpoint::SHAPE).exists() {
+        return Err(Error::invalid(
+            format!("checkpoint {}", dir.display()),
+            "there is no checkpoint here: `zero-to-r1 lm sft` writes one (by default to \
+             runs/lm/TASK/sft), `lm r1-zero` writes them under its run folder (…/sft, \
+             …/grpo/checkpoints/step-N); give one with --checkpoint DIR",
+        ));
+    }
     let saved = dir.join("config.toml");
     let mut config = if run.config.is_none() && saved.exists() {
         LmConfig::from_file(&saved)?
