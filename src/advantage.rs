@@ -14,8 +14,8 @@ pub fn discounted_return(rewards: &[f64], gamma: f64) -> f64 {
 // ANCHOR_END: discounted_return
 
 // ANCHOR: reward_to_go
-/// The reward-to-go of every step, G_t = r_{t+1} + γ r_{t+2} + … to the end of the episode,
-/// computed backwards with G_t = r_{t+1} + γ G_{t+1}. Padding (mask 0) gets 0.
+/// The reward-to-go of every step, G_t = r_{t+1} + γ r_{t+2} + … to the end of the
+/// episode, computed backwards with G_t = r_{t+1} + γ G_{t+1}. Padding (mask 0) gets 0.
 pub fn reward_to_go(rewards: ArrayView2<f64>, mask: ArrayView2<f64>, gamma: f64) -> Array2<f64> {
     // ANCHOR: ex_2_2 (2 points) The reward-to-go G_t of every real step, backwards: G_t = r_{t+1} + γ G_{t+1}; padding gets 0.
     let mut out = Array2::zeros(rewards.dim());
@@ -56,10 +56,10 @@ pub fn total_return(rewards: ArrayView2<f64>, mask: ArrayView2<f64>, gamma: f64)
 // ANCHOR_END: total_return
 
 // ANCHOR: mean_baseline
-/// A baseline from the batch itself: for episode i at step t, the mean reward-to-go G_t of
-/// the *other* episodes that are still running at step t (leave-one-out, so the baseline
-/// never depends on episode i's own actions and the gradient stays unbiased). 0 if no
-/// other episode reached step t.
+/// A baseline from the batch itself: for episode i at step t, the mean reward-to-go G_t
+/// of the *other* episodes that are still running at step t (leave-one-out, so the
+/// baseline never depends on episode i's own actions and the gradient stays unbiased).
+/// 0 if no other episode reached step t.
 pub fn mean_baseline(returns: ArrayView2<f64>, mask: ArrayView2<f64>) -> Array2<f64> {
     // ANCHOR: ex_3_1 (2 points) The leave-one-out baseline: the mean G_t of the other episodes still running at step t.
     let (b, t) = returns.dim();
@@ -125,8 +125,8 @@ fn bootstrap(terminated: bool, last_value: f64) -> f64 {
 
 // ANCHOR: td_errors
 /// One-step TD errors δ_t = r_{t+1} + γ V(s_{t+1}) − V(s_t) on every real step, where
-/// `values[i, t]` = V(s_t) and `last_values[i]` = V(s_T) of episode i. After the last step the
-/// next value is 0 if the episode terminated and V(s_T) if it was truncated.
+/// `values[i, t]` = V(s_t) and `last_values[i]` = V(s_T) of episode i. After the last
+/// step the next value is 0 if the episode terminated and V(s_T) if it was truncated.
 pub fn td_errors(
     rewards: ArrayView2<f64>,
     values: ArrayView2<f64>,
@@ -154,10 +154,10 @@ pub fn td_errors(
 // ANCHOR_END: td_errors
 
 // ANCHOR: gae
-/// Generalised advantage estimation: Â_t = Σ_k (γλ)^k δ_{t+k}, computed backwards in one pass
-/// as Â_t = δ_t + γλ Â_{t+1}. λ = 0 gives the one-step TD error, λ = 1 the Monte Carlo
-/// return minus V(s_t) (plus the bootstrap of a truncated episode). Returns the advantages
-/// and the value targets Â_t + V(s_t).
+/// Generalised advantage estimation: Â_t = Σ_k (γλ)^k δ_{t+k}, computed backwards in
+/// one pass as Â_t = δ_t + γλ Â_{t+1}. λ = 0 gives the one-step TD error, λ = 1 the
+/// Monte Carlo return minus V(s_t) (plus the bootstrap of a truncated episode). Returns
+/// the advantages and the value targets Â_t + V(s_t).
 #[allow(clippy::too_many_arguments)]
 pub fn gae(
     rewards: ArrayView2<f64>,
@@ -273,17 +273,17 @@ fn check_groups(rewards: &[f64], group_size: usize) -> Result<()> {
 }
 
 // ANCHOR: group_advantages
-/// GRPO's group-relative advantages. `rewards` holds one outcome reward per answer, laid out
-/// as consecutive groups of `group_size` answers to the same question. Each answer i of a
-/// group g gets
+/// GRPO's group-relative advantages. `rewards` holds one outcome reward per answer,
+/// laid out as consecutive groups of `group_size` answers to the same question. Each
+/// answer i of a group g gets
 ///
 /// Â_i = (r_i − mean_g) / (std_g + ε)   with `scale_by_std` (GRPO), or
 /// Â_i =  r_i − mean_g                  without it (Dr. GRPO),
 ///
 /// where std_g is the unbiased (n − 1) standard deviation of the group's rewards and
 /// ε = [`STD_EPS`]. A group whose rewards are all equal carries no signal: its
-/// advantages are exactly 0. Errors if `group_size` < 2, if the rewards do not split into
-/// whole groups, or if a reward is not finite.
+/// advantages are exactly 0. Errors if `group_size` < 2, if the rewards do not split
+/// into whole groups, or if a reward is not finite.
 pub fn group_advantages(
     rewards: &[f64],
     group_size: usize,
@@ -322,8 +322,9 @@ pub fn frac_reward_zero_std(rewards: &[f64], group_size: usize) -> Result<f64> {
 }
 
 // ANCHOR: per_step
-/// Gives every real step of each response (row of `mask`) its response's value, e.g. its
-/// advantage: `out[i, t] = values[i] · mask[i, t]`. Errors if there is not one value per row.
+/// Gives every real step of each response (row of `mask`) its response's value, e.g.
+/// its advantage: `out[i, t] = values[i] · mask[i, t]`. Errors if there is not one
+/// value per row.
 pub fn per_step(values: &[f64], mask: ArrayView2<f64>) -> Result<Array2<f64>> {
     if values.len() != mask.nrows() {
         return Err(Error::invalid(

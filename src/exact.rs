@@ -45,8 +45,8 @@ pub struct ExactGradient {
 ///
 /// ∂J/∂θ_{s,b} = Σ_t γ^t P(s_t = s) · π(b|s) · (Q_{H−t}(s, b) − V_{H−t}(s)),
 ///
-/// with H the step limit, Q and V the finite-horizon values of the policy, and the sum over
-/// the time steps t = 0 … H−1 of an episode.
+/// with H the step limit, Q and V the finite-horizon values of the policy, and the sum
+/// over the time steps t = 0 … H−1 of an episode.
 pub fn softmax_gradient(mdp: &Mdp, logits: &Array2<f64>, gamma: f64) -> Result<ExactGradient> {
     let n = mdp.n_states();
     if logits.dim() != (n, 4) {
@@ -146,10 +146,10 @@ pub struct OutcomeLengths {
 
 // ANCHOR: outcome_lengths
 /// The exact [`OutcomeLengths`] of `policy` from the start distribution, by pushing the
-/// probability of where the cat is forward one step at a time: mass that lands on meat has
-/// succeeded at that step, mass that lands on another absorbing cell (a bathtub that ends
-/// episodes) has failed there, and mass still walking after `max_steps` steps has failed at
-/// the step limit.
+/// probability of where the cat is forward one step at a time: mass that lands on meat
+/// has succeeded at that step, mass that lands on another absorbing cell (a bathtub
+/// that ends episodes) has failed there, and mass still walking after `max_steps` steps
+/// has failed at the step limit.
 pub fn outcome_lengths(
     house: &House,
     config: &EnvConfig,
@@ -251,12 +251,12 @@ pub fn fixed_logits(env: &Env, preference: f64) -> Result<Array2<f64>> {
 }
 
 // ANCHOR: kl_gradients
-/// The two KL divergences between a softmax policy π = softmax(z) over the actions of one
-/// state and a reference ρ, and their exact gradients with respect to the logits z:
+/// The two KL divergences between a softmax policy π = softmax(z) over the actions of
+/// one state and a reference ρ, and their exact gradients with respect to the logits z:
 ///
 /// ```text
-/// ∂ KL(π ‖ ρ) / ∂z_b = π_b (log(π_b / ρ_b) − KL(π ‖ ρ))   (the divergence k3 estimates)
-/// ∂ KL(ρ ‖ π) / ∂z_b = π_b − ρ_b                         (the other direction)
+/// ∂ KL(π ‖ ρ) / ∂z_b = π_b (log(π_b / ρ_b) − KL(π ‖ ρ)) (the divergence k3 estimates)
+/// ∂ KL(ρ ‖ π) / ∂z_b = π_b − ρ_b (the other direction)
 /// ```
 pub struct KlGradients {
     /// KL(π ‖ ρ) and its gradient.
@@ -267,8 +267,8 @@ pub struct KlGradients {
     pub reverse_grad: Vec<f64>,
 }
 
-/// [`KlGradients`] of the policy with logits `logits` against the reference probabilities
-/// `reference` (positive, summing to 1).
+/// [`KlGradients`] of the policy with logits `logits` against the reference
+/// probabilities `reference` (positive, summing to 1).
 pub fn kl_gradients(logits: &[f64], reference: &[f64]) -> KlGradients {
     let pi = softmax(logits);
     let forward: f64 = pi

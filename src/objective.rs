@@ -9,28 +9,29 @@ use candle_core::{Result, Tensor};
 use crate::error::Error;
 
 // ANCHOR: aggregation
-/// How a (B, T) grid of per-step losses ℓ_{i,t} becomes one number. Row i is an episode (a
-/// response), m_{i,t} its mask and |o_i| = Σ_t m_{i,t} its length.
+/// How a (B, T) grid of per-step losses ℓ_{i,t} becomes one number. Row i is an episode
+/// (a response), m_{i,t} its mask and |o_i| = Σ_t m_{i,t} its length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Aggregation {
     /// `episode-sum`: sum over each episode's steps, then mean over episodes,
-    /// L = (1/B) Σ_i Σ_t ℓ_{i,t}. The sample mean of the policy-gradient theorem: unbiased,
-    /// and long episodes weigh more.
+    /// L = (1/B) Σ_i Σ_t ℓ_{i,t}. The sample mean of the policy-gradient theorem:
+    /// unbiased, and long episodes weigh more.
     EpisodeSum,
-    /// `step-mean` (also called `token-mean`, as in DAPO and BNPO): mean over all real steps
-    /// of the batch, L = Σ_{i,t} ℓ_{i,t} / Σ_{i,t} m_{i,t}. Every step weighs the same; the
-    /// gradient is the unbiased one divided by the number of steps in the batch, a scale
-    /// that changes from batch to batch.
+    /// `step-mean` (also called `token-mean`, as in DAPO and BNPO): mean over all real
+    /// steps of the batch, L = Σ_{i,t} ℓ_{i,t} / Σ_{i,t} m_{i,t}. Every step weighs the
+    /// same; the gradient is the unbiased one divided by the number of steps in the
+    /// batch, a scale that changes from batch to batch.
     StepMean,
     /// `response-mean`: mean over each response's own steps, then mean over responses,
-    /// L = (1/B) Σ_i (1/|o_i|) Σ_t ℓ_{i,t}. GRPO as published: every response weighs the
-    /// same whatever its length, so a step of a long response weighs less than a step of a
-    /// short one.
+    /// L = (1/B) Σ_i (1/|o_i|) Σ_t ℓ_{i,t}. GRPO as published: every response weighs
+    /// the same whatever its length, so a step of a long response weighs less than a
+    /// step of a short one.
     ResponseMean,
-    /// `constant:L` (Dr. GRPO): sum over all real steps divided by the number of responses
-    /// times a constant length budget L (e.g. the step limit or the generation budget),
-    /// L = Σ_{i,t} ℓ_{i,t} / (B · L). The unbiased `episode-sum` scaled by the fixed 1/L:
-    /// every step of every response weighs the same, in every batch.
+    /// `constant:L` (Dr. GRPO): sum over all real steps divided by the number of
+    /// responses times a constant length budget L (e.g. the step limit or the
+    /// generation budget), L = Σ_{i,t} ℓ_{i,t} / (B · L). The unbiased `episode-sum`
+    /// scaled by the fixed 1/L: every step of every response weighs the same, in every
+    /// batch.
     Constant { budget: usize },
 }
 // ANCHOR_END: aggregation
@@ -51,14 +52,16 @@ impl Aggregation {
 impl Aggregation {
     // ANCHOR: share
     /// The weight of a part of a batch when the batch is processed in parts (gradient
-    /// accumulation): a part with `rows` of the batch's `total_rows` responses and `steps` of
-    /// its `total_steps` real steps. Summing `share · aggregate(part)` over the parts gives
-    /// `aggregate(batch)` exactly, so the gradient does not depend on how the batch was cut.
+    /// accumulation): a part with `rows` of the batch's `total_rows` responses and
+    /// `steps` of its `total_steps` real steps. Summing `share · aggregate(part)` over
+    /// the parts gives `aggregate(batch)` exactly, so the gradient does not depend on
+    /// how the batch was cut.
     pub fn share(self, rows: usize, total_rows: usize, steps: f64, total_steps: f64) -> f64 {
         match self {
             // A mean over steps: each part's mean counts by its number of steps.
             Aggregation::StepMean => steps / total_steps.max(1.0),
-            // A mean over responses of per-response numbers: each part by its responses.
+            // A mean over responses of per-response numbers: each part by its
+            // responses.
             _ => rows as f64 / total_rows.max(1) as f64,
         }
     }
@@ -127,8 +130,8 @@ pub fn aggregate(x: &Tensor, mask: &Tensor, how: Aggregation) -> Result<Tensor> 
     }
 }
 
-/// GRPO's aggregation of masked per-step values (B, T): each response's mean over its own
-/// real steps, then the mean over responses.
+/// GRPO's aggregation of masked per-step values (B, T): each response's mean over its
+/// own real steps, then the mean over responses.
 fn response_mean(masked: &Tensor, mask: &Tensor) -> Result<Tensor> {
     // ANCHOR: ex_7_1 (2 points) GRPO's aggregation: (1/B) Σ_i (1/|o_i|) Σ_t ℓ_{i,t}, with |o_i| the real steps of row i (at least 1).
     let responses = masked.dim(0)?.max(1) as f64;
@@ -180,7 +183,8 @@ pub fn clipped_surrogate(
     aggregate(&per_step, mask, how)
 }
 
-/// The clipped surrogate of every step, −min(ρ Â, clip(ρ, 1 ± ε) Â), before aggregation.
+/// The clipped surrogate of every step, −min(ρ Â, clip(ρ, 1 ± ε) Â), before
+/// aggregation.
 pub fn clipped_surrogate_per_step(
     logp: &Tensor,
     old_logp: &Tensor,
@@ -198,9 +202,10 @@ pub fn clipped_surrogate_per_step(
 // ANCHOR_END: clipped_surrogate
 
 // ANCHOR: k3
-/// The k3 estimator of a KL divergence, elementwise: k3 = (e^x − 1) − x for the log-ratio
-/// x = log q(a) − log p(a) of samples a ~ p. Its mean estimates KL(p ‖ q) without bias
-/// (E_p[e^x] = 1), and every sample is ≥ 0, with 0 exactly where q(a) = p(a).
+/// The k3 estimator of a KL divergence, elementwise: k3 = (e^x − 1) − x for the
+/// log-ratio x = log q(a) − log p(a) of samples a ~ p. Its mean estimates KL(p ‖ q)
+/// without bias (E_p[e^x] = 1), and every sample is ≥ 0, with 0 exactly where q(a) =
+/// p(a).
 pub fn k3(log_ratio: &Tensor) -> Result<Tensor> {
     // ANCHOR: ex_5_2 (1 point) The k3 estimator (e^x − 1) − x of a KL divergence, elementwise, for log-ratios x.
     (log_ratio.exp()? - 1.0)? - log_ratio
@@ -274,8 +279,9 @@ pub enum Ratio {
 }
 
 // ANCHOR: variants_loss
-/// Each response's log-ratio for GSPO, (1/|o_i|) Σ_t mask_{i,t} (logp − old_logp)_{i,t}, put on
-/// every step of the row: a (B, T) tensor whose rows are constant.
+/// Each response's log-ratio for GSPO, (1/|o_i|) Σ_t mask_{i,t} (logp −
+/// old_logp)_{i,t}, put on every step of the row: a (B, T) tensor whose rows are
+/// constant.
 pub fn sequence_log_ratio(logp: &Tensor, old_logp: &Tensor, mask: &Tensor) -> Result<Tensor> {
     // ANCHOR: ex_9_3 (2 points) GSPO's sequence log-ratio: each row's mean over its real steps of logp − old_logp (no gradient into old_logp), on every step of the row.
     let per_step = ((logp - old_logp.detach())? * mask)?;
@@ -305,18 +311,19 @@ pub fn clipped_surrogate_bounds(
 // ANCHOR_END: variants_loss
 
 // ANCHOR: grpo_loss
-/// The GRPO loss: per step, the clipped surrogate plus β times the k3 estimate of the KL to
-/// the frozen reference policy,
+/// The GRPO loss: per step, the clipped surrogate plus β times the k3 estimate of the
+/// KL to the frozen reference policy,
 ///
 /// ℓ_{i,t} = −min(ρ_{i,t} Â_i, clip(ρ_{i,t}, 1 − ε, 1 + ε) Â_i) + β · k3_{i,t},
 ///
 /// with ρ = exp(logp − old_logp), every step of response i carrying that response's
 /// advantage Â_i (see [`crate::advantage::per_step`]), and k3 from [`kl_to_ref`]; then
-/// aggregated over the real steps as `settings.aggregation` says (GRPO: `response-mean`;
-/// Dr. GRPO: `constant:L`). The tensors come by name in [`LossInputs`], so that `old_logp`
-/// and `ref_logp` cannot be swapped without it showing. Two variants change the surrogate:
-/// `clip_high` clips the ratio to [1 − ε, 1 + ε_high] (DAPO), and `Ratio::Sequence` clips
-/// each response's ratio [`sequence_log_ratio`] instead of each token's (GSPO).
+/// aggregated over the real steps as `settings.aggregation` says (GRPO:
+/// `response-mean`; Dr. GRPO: `constant:L`). The tensors come by name in
+/// [`LossInputs`], so that `old_logp` and `ref_logp` cannot be swapped without it
+/// showing. Two variants change the surrogate: `clip_high` clips the ratio to
+/// [1 − ε, 1 + ε_high] (DAPO), and `Ratio::Sequence` clips each response's ratio
+/// [`sequence_log_ratio`] instead of each token's (GSPO).
 pub fn grpo_loss(x: &LossInputs, settings: &LossSettings) -> Result<Tensor> {
     let (low, high) = (settings.clip, settings.clip_high.unwrap_or(settings.clip));
     let surrogate = match (settings.ratio, settings.clip_high) {
@@ -342,8 +349,9 @@ pub fn grpo_loss(x: &LossInputs, settings: &LossSettings) -> Result<Tensor> {
 // ANCHOR_END: grpo_loss
 
 // ANCHOR: value_loss
-/// The critic's loss ½ (V(s_t) − R_t)² over the real steps, or, with `clip = Some(ε)`, PPO's
-/// pessimistic clipped version ½ max((V − R)², (V_old + clip(V − V_old, ±ε) − R)²).
+/// The critic's loss ½ (V(s_t) − R_t)² over the real steps, or, with `clip = Some(ε)`,
+/// PPO's pessimistic clipped version ½ max((V − R)², (V_old + clip(V − V_old, ±ε) −
+/// R)²).
 pub fn value_loss(
     values: &Tensor,
     targets: &Tensor,

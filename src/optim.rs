@@ -353,9 +353,10 @@ impl Gradients {
 }
 
 // ANCHOR: clip_gradients
-/// Rescales `grads` (one per parameter; `None` where a parameter got no gradient) in place so
-/// that their global L2 norm ‖g‖ = √(Σ g²) is at most `max_norm`, if given, and returns the
-/// norm before rescaling. The direction is kept; only a too-long step is shortened.
+/// Rescales `grads` (one per parameter; `None` where a parameter got no gradient) in
+/// place so that their global L2 norm ‖g‖ = √(Σ g²) is at most `max_norm`, if given,
+/// and returns the norm before rescaling. The direction is kept; only a too-long step
+/// is shortened.
 pub fn clip_gradients(
     grads: &mut [Option<Tensor>],
     max_norm: Option<f64>,

@@ -222,8 +222,8 @@ fn policy_device(model: &dyn Model) -> Device {
 
 // ANCHOR: log_probs
 /// log π(a|s) for a batch of (cell, action) pairs given as u32 tensors of equal shape
-/// (any shape, e.g. (B, T) padded episodes): log-softmax of the logits, then the entry of
-/// the action taken. Gradients flow back into the policy.
+/// (any shape, e.g. (B, T) padded episodes): log-softmax of the logits, then the entry
+/// of the action taken. Gradients flow back into the policy.
 pub fn log_probs(
     policy: &dyn Model,
     cells: &Tensor,

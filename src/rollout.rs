@@ -40,8 +40,8 @@ impl Episode {
 }
 
 // ANCHOR: sample_action
-/// Draws an action from one row of a tabular policy, π(·|s), by inverting the cumulative
-/// distribution with one uniform number.
+/// Draws an action from one row of a tabular policy, π(·|s), by inverting the
+/// cumulative distribution with one uniform number.
 pub fn sample_action<R: Rng + ?Sized>(probs: &[f64], rng: &mut R) -> Action {
     let u: f64 = rng.random();
     let mut acc = 0.0;
@@ -58,9 +58,9 @@ pub fn sample_action<R: Rng + ?Sized>(probs: &[f64], rng: &mut R) -> Action {
 // ANCHOR_END: sample_action
 
 // ANCHOR: sample_episode
-/// Runs one episode of `env` under the tabular policy `policy` (rows π(·|s), shape S × 4),
-/// drawing the start, the actions and any slips from the environment's generator seeded
-/// with `seed`. Same seed, same episode.
+/// Runs one episode of `env` under the tabular policy `policy` (rows π(·|s), shape S ×
+/// 4), drawing the start, the actions and any slips from the environment's generator
+/// seeded with `seed`. Same seed, same episode.
 pub fn sample_episode(env: &mut Env, policy: ArrayView2<f64>, seed: u64) -> Episode {
     let s = env.reset(seed);
     walk(env, policy, s)
@@ -174,8 +174,9 @@ impl MonteCarlo {
 }
 
 // ANCHOR: monte_carlo
-/// Estimates J(π) by running `episodes` independent episodes and recording their returns.
-/// `on_episode` is called after each one (for a progress bar); pass `|_| {}` otherwise.
+/// Estimates J(π) by running `episodes` independent episodes and recording their
+/// returns. `on_episode` is called after each one (for a progress bar); pass `|_| {}`
+/// otherwise.
 pub fn monte_carlo(
     env: &mut Env,
     policy: ArrayView2<f64>,
@@ -285,8 +286,8 @@ impl Batch {
 }
 
 // ANCHOR: sample_batch
-/// Samples `episodes` independent episodes of `policy` into one padded batch; episode i uses
-/// the seed `derive_seed(seed, i)`.
+/// Samples `episodes` independent episodes of `policy` into one padded batch; episode i
+/// uses the seed `derive_seed(seed, i)`.
 pub fn sample_batch(env: &mut Env, policy: ArrayView2<f64>, episodes: usize, seed: u64) -> Batch {
     let eps: Vec<Episode> = (0..episodes)
         .map(|i| sample_episode(env, policy, derive_seed(seed, i as u64)))
@@ -296,9 +297,10 @@ pub fn sample_batch(env: &mut Env, policy: ArrayView2<f64>, episodes: usize, see
 // ANCHOR_END: sample_batch
 
 // ANCHOR: sample_groups
-/// GRPO's rollout: for each question (a start cell) in `questions`, a group of `group_size`
-/// episodes from that start, laid out as consecutive rows of one padded batch: rows
-/// `q·G … q·G + G − 1` answer question `q`. Episode k uses the seed `derive_seed(seed, k)`.
+/// GRPO's rollout: for each question (a start cell) in `questions`, a group of
+/// `group_size` episodes from that start, laid out as consecutive rows of one padded
+/// batch: rows `q·G … q·G + G − 1` answer question `q`. Episode k uses the seed
+/// `derive_seed(seed, k)`.
 pub fn sample_groups(
     env: &mut Env,
     policy: ArrayView2<f64>,

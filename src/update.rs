@@ -29,11 +29,12 @@ pub trait Inputs: Sized {
 }
 
 // ANCHOR: policy_trait
-/// A policy that the GRPO update can train: it scores a batch of rows and has parameters.
+/// A policy that the GRPO update can train: it scores a batch of rows and has
+/// parameters.
 pub trait Policy {
     type Inputs: Inputs;
-    /// log π(a_t|s_t) of every step of every row (N, T), and the entropy of π at each step
-    /// (N, T) if `with_entropy`. Gradients flow back into the parameters.
+    /// log π(a_t|s_t) of every step of every row (N, T), and the entropy of π at each
+    /// step (N, T) if `with_entropy`. Gradients flow back into the parameters.
     fn log_probs(
         &self,
         inputs: &Self::Inputs,
@@ -45,8 +46,9 @@ pub trait Policy {
 // ANCHOR_END: policy_trait
 
 // ANCHOR: rows
-/// A batch of rows in the common layout: everything the loss needs. Row i is one episode or one
-/// response; column t its step t; every tensor but `inputs` is (N, T) and 0 on padding.
+/// A batch of rows in the common layout: everything the loss needs. Row i is one
+/// episode or one response; column t its step t; every tensor but `inputs` is (N, T)
+/// and 0 on padding.
 #[derive(Clone)]
 pub struct Rows<I> {
     /// What the policy reads.
@@ -57,7 +59,8 @@ pub struct Rows<I> {
     pub old_logp: Tensor,
     /// log π_ref: those of the frozen reference policy.
     pub ref_logp: Tensor,
-    /// The advantage of each step (in GRPO, its row's group advantage on every real step).
+    /// The advantage of each step (in GRPO, its row's group advantage on every real
+    /// step).
     pub advantages: Tensor,
 }
 // ANCHOR_END: rows
@@ -119,8 +122,8 @@ pub struct PartLoss {
 }
 
 // ANCHOR: part_loss
-/// The GRPO loss of some rows under the current `policy`, aggregated over those rows alone,
-/// with their per-step log-probabilities (and entropies, if asked).
+/// The GRPO loss of some rows under the current `policy`, aggregated over those rows
+/// alone, with their per-step log-probabilities (and entropies, if asked).
 pub fn part_loss<P: Policy + ?Sized>(
     policy: &P,
     part: &Rows<P::Inputs>,
@@ -176,14 +179,14 @@ pub fn minibatch_size(n: usize, minibatches: usize) -> usize {
 }
 
 // ANCHOR: update_stats
-/// What an update measured. Every number is defined here once and means the same for the cat
-/// (chapters 5–7) and the language model (chapter 9).
+/// What an update measured. Every number is defined here once and means the same for
+/// the cat (chapters 5–7) and the language model (chapter 9).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct UpdateStats {
-    /// k3 estimate of KL(π_old ‖ π_θ), measured on each part just before the optimizer step it
-    /// contributes to, weighted by the part's steps and averaged over the whole update: how
-    /// far the policy had moved from the one that sampled while it was being updated (0 for
-    /// the first step).
+    /// k3 estimate of KL(π_old ‖ π_θ), measured on each part just before the optimizer
+    /// step it contributes to, weighted by the part's steps and averaged over the whole
+    /// update: how far the policy had moved from the one that sampled while it was
+    /// being updated (0 for the first step).
     pub approx_kl: f64,
     /// Fraction of steps whose ratio π_θ/π_old was outside [1 − ε, 1 + ε], measured and
     /// averaged like `approx_kl`.
@@ -200,12 +203,12 @@ pub struct UpdateStats {
 // ANCHOR_END: update_stats
 
 // ANCHOR: grpo_update
-/// The GRPO update of `policy` on `batch`: `epochs` passes, each over the rows shuffled (with
-/// several minibatches) and cut into minibatches; each minibatch is one optimizer step on the
-/// gradient of its loss, accumulated over parts of `micro_batch` rows, each part weighted by
-/// its share of the minibatch so that the sum is exactly the minibatch's loss. A loss or a
-/// gradient that is not finite stops with [`Error::Diverged`] naming `step`, before the
-/// optimizer uses it.
+/// The GRPO update of `policy` on `batch`: `epochs` passes, each over the rows shuffled
+/// (with several minibatches) and cut into minibatches; each minibatch is one optimizer
+/// step on the gradient of its loss, accumulated over parts of `micro_batch` rows, each
+/// part weighted by its share of the minibatch so that the sum is exactly the
+/// minibatch's loss. A loss or a gradient that is not finite stops with
+/// [`Error::Diverged`] naming `step`, before the optimizer uses it.
 pub fn grpo_update<P: Policy + ?Sized>(
     policy: &P,
     opt: &mut AdamW,

@@ -290,9 +290,9 @@ impl Env {
     }
 
     // ANCHOR: step
-    /// Makes the move `taken`: the cat lands, collects the reward of the cell it is in, and
-    /// the episode ends at the meat (terminated) or at the step limit (truncated); with
-    /// `bathtub_ends`, a bathtub ends it too (terminated).
+    /// Makes the move `taken`: the cat lands, collects the reward of the cell it is in,
+    /// and the episode ends at the meat (terminated) or at the step limit (truncated);
+    /// with `bathtub_ends`, a bathtub ends it too (terminated).
     fn advance(&mut self, taken: Action) -> Step {
         self.state = move_from(&self.house, self.state, taken);
         self.t += 1;

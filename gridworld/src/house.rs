@@ -139,8 +139,9 @@ pub struct House {
 }
 
 // ANCHOR: seed_house
-/// The house of the seeds, as a text map. The cat starts in the top-left corner; the meat is
-/// in the bottom-right room. The short way runs through a bathtub; the safe way is longer.
+/// The house of the seeds, as a text map. The cat starts in the top-left corner; the
+/// meat is in the bottom-right room. The short way runs through a bathtub; the safe way
+/// is longer.
 pub const SEED_MAP: &str = "\
 #########
 #C..#...#

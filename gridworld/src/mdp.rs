@@ -110,8 +110,9 @@ impl Solution {
 
 impl Mdp {
     // ANCHOR: mdp_new
-    /// Builds P(s' | s, a) and r(s, a) by enumerating, for each cell and move, where the cat
-    /// can end up: straight on with probability 1 − slip, each side with slip / 2.
+    /// Builds P(s' | s, a) and r(s, a) by enumerating, for each cell and move, where
+    /// the cat can end up: straight on with probability 1 − slip, each side with slip /
+    /// 2.
     pub fn new(house: &House, config: &EnvConfig) -> Mdp {
         let n = house.rows() * house.cols();
         let mut successors = Vec::with_capacity(n * 4);
@@ -266,9 +267,10 @@ impl Mdp {
     }
 
     // ANCHOR: evaluate_finite
-    /// Exact finite-horizon evaluation. Row k of the result is V_k^π: the expected discounted
-    /// return with k steps left before the episode is cut off, so row 0 is all zeros and
-    /// row `horizon` is what an episode of at most `horizon` steps earns from each start.
+    /// Exact finite-horizon evaluation. Row k of the result is V_k^π: the expected
+    /// discounted return with k steps left before the episode is cut off, so row 0 is
+    /// all zeros and row `horizon` is what an episode of at most `horizon` steps earns
+    /// from each start.
     pub fn evaluate_finite(
         &self,
         policy: ArrayView2<f64>,
@@ -328,7 +330,8 @@ impl Mdp {
     }
 
     // ANCHOR: value_iteration
-    /// Value iteration: V ← max_a [r(s,a) + γ Σ P V] until the largest change is below `tol`.
+    /// Value iteration: V ← max_a [r(s,a) + γ Σ P V] until the largest change is below
+    /// `tol`.
     pub fn value_iteration(&self, gamma: f64, tol: f64) -> Result<Solution, MdpError> {
         if !(0.0..=1.0).contains(&gamma) {
             return Err(MdpError::BadGamma(gamma));

@@ -31,8 +31,8 @@ use crate::validate;
 pub enum OutcomeReward {
     /// `return`: the episode's undiscounted return (meat, brooms and baths all count).
     Return,
-    /// `success`: 1 if the cat reached the meat, 0 otherwise, like a verifier that checks an
-    /// answer and nothing else.
+    /// `success`: 1 if the cat reached the meat, 0 otherwise, like a verifier that
+    /// checks an answer and nothing else.
     Success,
 }
 // ANCHOR_END: outcome_reward
@@ -77,7 +77,8 @@ pub struct GrpoConfig {
     pub iterations: usize,
     /// Questions (start cells, drawn uniformly from the house's starts) per iteration.
     pub questions_per_iteration: usize,
-    /// G: episodes per question. At least 2, since answers are scored against each other.
+    /// G: episodes per question. At least 2, since answers are scored against each
+    /// other.
     pub group_size: usize,
     /// μ: gradient steps on each batch (each on the whole batch).
     pub epochs: usize,
@@ -85,10 +86,11 @@ pub struct GrpoConfig {
     pub clip: f64,
     /// β: weight of the k3 KL penalty to the reference policy (0 = no penalty).
     pub beta: f64,
-    /// Divide each group's centred rewards by the group's standard deviation (GRPO) or not
-    /// (Dr. GRPO).
+    /// Divide each group's centred rewards by the group's standard deviation (GRPO) or
+    /// not (Dr. GRPO).
     pub scale_by_std: bool,
-    /// How per-step losses are combined: `ResponseMean` (GRPO) or `Constant` (Dr. GRPO).
+    /// How per-step losses are combined: `ResponseMean` (GRPO) or `Constant` (Dr.
+    /// GRPO).
     pub aggregation: Aggregation,
     /// What an episode is scored with.
     pub reward: OutcomeReward,
@@ -284,8 +286,8 @@ fn mean_of(lengths: &[usize], keep: impl Fn(usize) -> bool) -> Option<f64> {
 }
 
 // ANCHOR: grpo_train
-/// Trains `policy` with GRPO, holding it near `reference` (π_ref(a|s) per cell; `None` = a
-/// frozen copy of `policy` as it is now).
+/// Trains `policy` with GRPO, holding it near `reference` (π_ref(a|s) per cell; `None`
+/// = a frozen copy of `policy` as it is now).
 pub fn train_from(
     env: &mut Env,
     config: &GrpoConfig,
@@ -340,8 +342,8 @@ pub fn train_from(
         let adv = group_advantages(&rewards, g, config.scale_by_std)?;
         let groups = group_stats(&questions, &rewards, &adv, g);
         let adv = per_step(&adv, batch.mask.view())?;
-        // 3. μ steps on the GRPO loss, all on this batch: the update that trains the language
-        //    model in chapter 9.
+        // 3. μ steps on the GRPO loss, all on this batch: the update that trains the
+        //    language model in chapter 9.
         let t = |a: &Array2<f64>| to_tensor(a, &device);
         let rows = Rows {
             inputs: Steps {

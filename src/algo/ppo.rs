@@ -206,7 +206,8 @@ fn mean_entropy(policy: &dyn Model, t: &Tensors) -> candle_core::Result<Tensor> 
 }
 
 // ANCHOR: ppo_train
-/// Trains a cat with PPO (or, with one epoch, one minibatch and no clip, plain actor-critic).
+/// Trains a cat with PPO (or, with one epoch, one minibatch and no clip, plain
+/// actor-critic).
 pub fn train(
     env: &mut Env,
     config: &PpoConfig,
@@ -232,7 +233,8 @@ pub fn train(
     let mut rng = StdRng::seed_from_u64(derive_seed(config.seed, stream::CHOICES));
     let mut log = Vec::with_capacity(config.iterations);
     for iteration in 0..config.iterations {
-        // 1. Roll out π_old; keep its log-probabilities (batch.logp) and the critic's values.
+        // 1. Roll out π_old; keep its log-probabilities (batch.logp) and the critic's
+        //    values.
         let table = policy_table(policy.as_ref())?;
         let batch = sample_batch(
             env,
@@ -263,9 +265,9 @@ pub fn train(
         let entropy_before = mean_entropy(policy.as_ref(), &whole)
             .and_then(|t| t.to_scalar::<f64>())
             .doing("train in algo::ppo")?;
-        // 3. μ epochs of shuffled minibatch steps on the same batch. approx_kl and clip_frac
-        //    are measured on each minibatch just before its step, weighted by its steps, as in
-        //    every trainer of the library (see `UpdateStats`).
+        // 3. μ epochs of shuffled minibatch steps on the same batch. approx_kl and
+        //    clip_frac are measured on each minibatch just before its step, weighted by
+        //    its steps, as in every trainer of the library (see `UpdateStats`).
         let mut epochs_run = 0;
         let (mut kl, mut frac) = (0.0, 0.0);
         let total_steps = batch.steps().max(1) as f64;

@@ -251,7 +251,8 @@ pub(crate) fn batch_entropy(policy: &dyn Model, batch: &Batch) -> Result<f64> {
 }
 
 // ANCHOR: reinforce_train
-/// Trains a cat with REINFORCE. `on_update` sees every update's log (for progress bars).
+/// Trains a cat with REINFORCE. `on_update` sees every update's log (for progress
+/// bars).
 pub fn train(
     env: &mut Env,
     config: &ReinforceConfig,

@@ -129,8 +129,8 @@ pub struct Example {
 }
 
 // ANCHOR: example
-/// A worked example for `problem`: correct, or with probability `slip_rate` a slip, or with
-/// probability `missing_tag_rate` a missing tag.
+/// A worked example for `problem`: correct, or with probability `slip_rate` a slip, or
+/// with probability `missing_tag_rate` a missing tag.
 pub fn example(
     task: &dyn Task,
     problem: Problem,
@@ -161,9 +161,10 @@ pub fn example(
 // ANCHOR_END: example
 
 // ANCHOR: drafted
-/// A drafted document for `problem`: a check with probability `check_rate`, carries dropped
-/// at `dropped_carry_rate`, and with probability `template_rate` R1's template; otherwise the
-/// answer follows `</think>` without its tags, bare or after `answer:`, half and half.
+/// A drafted document for `problem`: a check with probability `check_rate`, carries
+/// dropped at `dropped_carry_rate`, and with probability `template_rate` R1's template;
+/// otherwise the answer follows `</think>` without its tags, bare or after `answer:`,
+/// half and half.
 fn drafted(
     task: &dyn Task,
     problem: &Problem,

@@ -228,8 +228,8 @@ pub fn majority(responses: &[Scored]) -> Option<&str> {
 // ANCHOR_END: majority
 
 // ANCHOR: evaluate
-/// Evaluates `model` on `problems`: one greedy response each, and `config.k` samples each for
-/// pass@k.
+/// Evaluates `model` on `problems`: one greedy response each, and `config.k` samples
+/// each for pass@k.
 pub fn evaluate(
     model: &Gpt,
     task: &dyn Task,

@@ -31,8 +31,8 @@ fn left_pads(prompts: &[Vec<u32>]) -> (usize, Vec<usize>) {
 }
 
 // ANCHOR: layout
-/// Position ids (B, len) for columns `start..start + len` of rows with the given left padding:
-/// the first prompt token of every row is position 0, whatever its padding.
+/// Position ids (B, len) for columns `start..start + len` of rows with the given left
+/// padding: the first prompt token of every row is position 0, whatever its padding.
 pub fn positions(pads: &[usize], start: usize, len: usize, device: &Device) -> Result<Tensor> {
     let ids: Vec<u32> = pads
         .iter()
@@ -42,8 +42,9 @@ pub fn positions(pads: &[usize], start: usize, len: usize, device: &Device) -> R
 }
 
 /// The additive attention mask (B, 1, len, start + len) for queries at columns
-/// `start..start + len`: query i may see key j if j ≤ i and j is not left padding. (A padding
-/// query sees itself, so that no row of the softmax is empty; its output is never used.)
+/// `start..start + len`: query i may see key j if j ≤ i and j is not left padding. (A
+/// padding query sees itself, so that no row of the softmax is empty; its output is
+/// never used.)
 pub fn attention_mask(pads: &[usize], start: usize, len: usize, device: &Device) -> Result<Tensor> {
     let keys = start + len;
     let mut m = Vec::with_capacity(pads.len() * len * keys);
@@ -117,13 +118,14 @@ pub struct Rollout {
     pub prompt_len: usize,
     /// The left padding of each row.
     pub pads: Vec<usize>,
-    /// (B, R) `f32`: log π(token | everything before it) of each sampled token under the
-    /// model (temperature 1, no top-k: the policy's own probabilities, `old_logp` for PPO and
-    /// GRPO), 0 on padding.
+    /// (B, R) `f32`: log π(token | everything before it) of each sampled token under
+    /// the model (temperature 1, no top-k: the policy's own probabilities, `old_logp`
+    /// for PPO and GRPO), 0 on padding.
     pub logp: Tensor,
     /// (B, R) `f32`: 1 on response tokens, 0 on padding.
     pub mask: Tensor,
-    /// Each response's tokens, without padding (with its end-of-sequence if it stopped).
+    /// Each response's tokens, without padding (with its end-of-sequence if it
+    /// stopped).
     pub responses: Vec<Vec<u32>>,
 }
 // ANCHOR_END: rollout
@@ -177,10 +179,10 @@ fn pick(logits: &[f32], config: &SampleConfig, u: f64) -> u32 {
 }
 
 // ANCHOR: generate
-/// Samples one response per prompt, all rows in lockstep with a KV cache: the prompts are read
-/// in one pass, then each step feeds only the B newest tokens. A row stops at end-of-sequence
-/// (later columns are padding) or after `max_new_tokens`; finished rows leave the batch as it
-/// goes. Same `seed`, same tokens.
+/// Samples one response per prompt, all rows in lockstep with a KV cache: the prompts
+/// are read in one pass, then each step feeds only the B newest tokens. A row stops at
+/// end-of-sequence (later columns are padding) or after `max_new_tokens`; finished rows
+/// leave the batch as it goes. Same `seed`, same tokens.
 pub fn generate(
     model: &Gpt,
     prompts: &[Vec<u32>],
@@ -218,9 +220,9 @@ pub fn generate(
     let mut responses: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut logps: Vec<Vec<f32>> = vec![Vec::new(); b];
     let mut done = vec![false; b];
-    // The rows still in the batch (indices into `prompts`) and their left padding. Finished
-    // rows leave the batch (and the cache) once a quarter of it has finished, so the last long
-    // responses are not sampled alongside a batch of padding.
+    // The rows still in the batch (indices into `prompts`) and their left padding.
+    // Finished rows leave the batch (and the cache) once a quarter of it has finished,
+    // so the last long responses are not sampled alongside a batch of padding.
     let mut rows: Vec<usize> = (0..b).collect();
     let mut row_pads = pads.clone();
     let mut u = vec![0f64; b];
@@ -238,8 +240,8 @@ pub fn generate(
             .to_dtype(DType::F32)
             .and_then(|l| l.to_vec2::<f32>())
             .doing("generate in lm::generate")?;
-        // One draw per prompt and step, finished or not: a row's tokens do not depend on
-        // when the others finish.
+        // One draw per prompt and step, finished or not: a row's tokens do not depend
+        // on when the others finish.
         u.iter_mut().for_each(|x| *x = rng.random());
         let mut next = vec![PAD; rows.len()];
         for (j, &i) in rows.iter().enumerate() {
@@ -332,10 +334,10 @@ pub fn pack(
 }
 
 // ANCHOR: response_logp
-/// Per-token log-probabilities (B, R) of the response columns of `tokens` (B, P + R) under
-/// `model`, from one full forward pass, and their entropies (B, R) if asked. Differentiable:
-/// this is log π_θ(a_t | s_t) for the losses, and with a frozen model π_old or π_ref.
-/// Padding columns hold meaningless values; multiply by the mask.
+/// Per-token log-probabilities (B, R) of the response columns of `tokens` (B, P + R)
+/// under `model`, from one full forward pass, and their entropies (B, R) if asked.
+/// Differentiable: this is log π_θ(a_t | s_t) for the losses, and with a frozen model
+/// π_old or π_ref. Padding columns hold meaningless values; multiply by the mask.
 pub fn response_logp(
     model: &Gpt,
     tokens: &Tensor,

@@ -231,9 +231,10 @@ struct Attention {
 
 // ANCHOR: attention
 impl Attention {
-    /// Causal self-attention of `x` (B, T, C). `mask` (B, 1, T, T_k) is added to the scores:
-    /// 0 where a query may look, a large negative number where it may not. With a cache, the
-    /// keys and values of earlier positions come from it and the new ones are appended.
+    /// Causal self-attention of `x` (B, T, C). `mask` (B, 1, T, T_k) is added to the
+    /// scores: 0 where a query may look, a large negative number where it may not. With
+    /// a cache, the keys and values of earlier positions come from it and the new ones
+    /// are appended.
     fn forward(
         &self,
         x: &Tensor,
@@ -257,7 +258,8 @@ impl Attention {
                 let (k, v) = KvBuffers::append(slot, &k, &v, capacity)?;
                 fused::decode_attention(&q, &k, &v, mask, scale)?
             }
-            // scores_ij = q_i · k_j / √d_h, masked, softmax over j, then Σ_j weight_ij v_j.
+            // scores_ij = q_i · k_j / √d_h, masked, softmax over j, then Σ_j weight_ij
+            // v_j.
             None => {
                 let weights = fused::masked_softmax(&q.matmul(&k.t()?)?, mask, scale)?;
                 weights.matmul(&v)?
@@ -440,9 +442,9 @@ impl Gpt {
     }
 
     // ANCHOR: forward
-    /// Logits (B, T, V) for tokens (B, T) at positions (B, T) (both `u32`), with the additive
-    /// attention mask (B, 1, T, T_k), where T_k counts the cached positions plus the T new
-    /// ones. Without a cache T_k = T.
+    /// Logits (B, T, V) for tokens (B, T) at positions (B, T) (both `u32`), with the
+    /// additive attention mask (B, 1, T, T_k), where T_k counts the cached positions
+    /// plus the T new ones. Without a cache T_k = T.
     pub fn forward(
         &self,
         tokens: &Tensor,

@@ -18,8 +18,8 @@ const ANSWER_END: &str = "</answer>";
 const TAGS: [&str; 4] = [THINK, THINK_END, ANSWER, ANSWER_END];
 
 // ANCHOR: format_ok
-/// The strict format: the whole response is `<think>X</think><answer>Y</answer>`, each tag
-/// exactly once, X and Y free of tags, Y not blank.
+/// The strict format: the whole response is `<think>X</think><answer>Y</answer>`, each
+/// tag exactly once, X and Y free of tags, Y not blank.
 pub fn format_ok(response: &str) -> bool {
     let Some(rest) = response.strip_prefix(THINK) else {
         return false;
@@ -39,9 +39,10 @@ pub fn format_ok(response: &str) -> bool {
 // ANCHOR_END: format_ok
 
 // ANCHOR: extract_answer
-/// The text inside the answer tags, if there is exactly one `<answer>…</answer>`, it is not
-/// blank, contains no other tag, and nothing but whitespace follows it. Otherwise `None`: two
-/// answers, an answer inside the scratchpad, or a number outside the tags earn nothing.
+/// The text inside the answer tags, if there is exactly one `<answer>…</answer>`, it is
+/// not blank, contains no other tag, and nothing but whitespace follows it. Otherwise
+/// `None`: two answers, an answer inside the scratchpad, or a number outside the tags
+/// earn nothing.
 pub fn extract_answer(response: &str) -> Option<&str> {
     if response.matches(ANSWER).count() != 1 || response.matches(ANSWER_END).count() != 1 {
         return None;
@@ -105,8 +106,8 @@ pub struct Reward {
 }
 
 // ANCHOR: score
-/// Scores a decoded response to `problem` (with what the task's template opened in front
-/// of it: [`Task::completed`]).
+/// Scores a decoded response to `problem` (with what the task's template opened in
+/// front of it: [`Task::completed`]).
 pub fn score(task: &dyn Task, problem: &Problem, response: &str, w: &RewardWeights) -> Reward {
     let response = &task.completed(response);
     let format = f64::from(u8::from(format_ok(response)));
@@ -125,9 +126,9 @@ pub fn score(task: &dyn Task, problem: &Problem, response: &str, w: &RewardWeigh
 // ANCHOR_END: score
 
 // ANCHOR: overlong_penalty
-/// DAPO's soft overlong penalty of a response of `len` tokens, for a budget of `max` tokens
-/// whose last `buffer` tokens cost reward: 0 up to `max − buffer` tokens, then falling
-/// linearly to −1 at `max`. With `buffer` = 0, never anything.
+/// DAPO's soft overlong penalty of a response of `len` tokens, for a budget of `max`
+/// tokens whose last `buffer` tokens cost reward: 0 up to `max − buffer` tokens, then
+/// falling linearly to −1 at `max`. With `buffer` = 0, never anything.
 pub fn overlong_penalty(len: usize, max: usize, buffer: usize) -> f64 {
     let start = max.saturating_sub(buffer);
     if buffer == 0 || len <= start {

@@ -66,8 +66,8 @@ impl SftConfig {
 }
 
 // ANCHOR: schedule
-/// The learning rate at `step` (0-based) of `steps`: linear warm-up over `warmup` steps to
-/// `peak`, then half a cosine down to `peak / 10` at the last step.
+/// The learning rate at `step` (0-based) of `steps`: linear warm-up over `warmup` steps
+/// to `peak`, then half a cosine down to `peak / 10` at the last step.
 pub fn learning_rate(step: usize, steps: usize, warmup: usize, peak: f64) -> f64 {
     if step < warmup {
         return peak * (step + 1) as f64 / warmup as f64;
@@ -80,9 +80,9 @@ pub fn learning_rate(step: usize, steps: usize, warmup: usize, peak: f64) -> f64
 // ANCHOR_END: schedule
 
 // ANCHOR: sft_loss
-/// The fine-tuning loss of a batch: −Σ mask · log π(token) / Σ mask over the response tokens,
-/// i.e. the mean cross-entropy of the responses given their prompts: the `step-mean`
-/// aggregation of chapter 2, applied to −log π.
+/// The fine-tuning loss of a batch: −Σ mask · log π(token) / Σ mask over the response
+/// tokens, i.e. the mean cross-entropy of the responses given their prompts: the
+/// `step-mean` aggregation of chapter 2, applied to −log π.
 pub fn sft_loss(model: &Gpt, prompts: &[Vec<u32>], responses: &[Vec<u32>]) -> Result<Tensor> {
     let (tokens, p, pads, mask) = pack(prompts, responses, model.device())?;
     let (logp, _) = response_logp(model, &tokens, p, &pads, false)?;
@@ -125,8 +125,8 @@ impl SftReport {
 }
 
 // ANCHOR: train
-/// Fine-tunes `model` on `config.steps` fresh batches of synthetic examples of `task` (training
-/// split only), calling `on_step` after each step. Same seed, same model.
+/// Fine-tunes `model` on `config.steps` fresh batches of synthetic examples of `task`
+/// (training split only), calling `on_step` after each step. Same seed, same model.
 pub fn train(
     model: &Gpt,
     task: &dyn Task,

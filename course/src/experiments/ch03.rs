@@ -224,8 +224,8 @@ pub struct StdScaling {
 }
 
 // ANCHOR: std_normalised
-/// Weights (Gₜ − batch mean) / σ̂, with σ̂ the standard deviation of the batch's episode
-/// returns: the "advantage normalisation" of many implementations.
+/// Weights (Gₜ − batch mean) / σ̂, with σ̂ the standard deviation of the batch's
+/// episode returns: the "advantage normalisation" of many implementations.
 pub fn std_normalised(batch: &Batch) -> Array2<f64> {
     let m = batch.mask.view();
     let g = reward_to_go(batch.rewards.view(), m, 1.0);

@@ -97,8 +97,8 @@ fn summarise(critic: &'static str, lambda: f64, groups: &Groups) -> LambdaStats 
 }
 
 // ANCHOR: lambda_sweep
-/// Measures GAE's error against the exact advantage for every λ in [`LAMBDAS`], with the
-/// exact critic V^π_k (time-aware) and with a learned tabular V(s) (time-blind).
+/// Measures GAE's error against the exact advantage for every λ in [`LAMBDAS`], with
+/// the exact critic V^π_k (time-aware) and with a learned tabular V(s) (time-blind).
 pub fn lambda_sweep(config: &Ch04Config, mut progress: impl FnMut()) -> Result<Vec<LambdaStats>> {
     let mut env = Env::seed();
     let logits = fixed_logits(&env, config.preference)?;
@@ -121,8 +121,8 @@ pub fn lambda_sweep(config: &Ch04Config, mut progress: impl FnMut()) -> Result<V
         );
         let (r, m) = (batch.rewards.view(), batch.mask.view());
         let exact_v = exact_state_values(values.view(), batch.states.view(), m);
-        // With the exact, time-aware critic the cat has 0 steps left after the last step of
-        // a truncated episode, so its bootstrap is V_0 = 0.
+        // With the exact, time-aware critic the cat has 0 steps left after the last
+        // step of a truncated episode, so its bootstrap is V_0 = 0.
         let exact_last: Vec<f64> = batch
             .lengths
             .iter()

@@ -216,8 +216,8 @@ pub struct ClipRun {
 }
 
 // ANCHOR: clip_variants
-/// PPO with heavy reuse (many epochs per batch): with the clip ε = 0.2, with a clip so wide
-/// it never binds (ε = 10), and with no clip at all.
+/// PPO with heavy reuse (many epochs per batch): with the clip ε = 0.2, with a clip so
+/// wide it never binds (ε = 10), and with no clip at all.
 pub fn clip_variants() -> Vec<(String, Option<f64>)> {
     vec![
         ("clip ε = 0.2".to_string(), Some(0.2)),

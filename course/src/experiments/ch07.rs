@@ -17,8 +17,8 @@ use zero_to_r1::objective::Aggregation;
 use zero_to_r1::rollout::derive_seed;
 
 // ANCHOR: bath_house
-/// The house of chapter 7: four start cells (four questions), bathtubs everywhere, and a
-/// bathtub ends the episode (a wrong answer that stops early).
+/// The house of chapter 7: four start cells (four questions), bathtubs everywhere, and
+/// a bathtub ends the episode (a wrong answer that stops early).
 pub const BATH_MAP: &str = "\
 ##########
 #C...T...#
@@ -29,8 +29,9 @@ pub const BATH_MAP: &str = "\
 ##########
 ";
 
-/// Its rules: a bathtub ends the episode, moves slip with probability 0.1, and an episode
-/// is cut off after 20 steps. The answer is scored by success alone (1 at the meat, else 0).
+/// Its rules: a bathtub ends the episode, moves slip with probability 0.1, and an
+/// episode is cut off after 20 steps. The answer is scored by success alone (1 at the
+/// meat, else 0).
 pub fn bath_env() -> Result<Env> {
     let config = EnvConfig {
         slip: 0.1,
@@ -82,8 +83,9 @@ impl Ch07Config {
 }
 
 // ANCHOR: length_variants
-/// The two aggregations compared, both without division by the standard deviation: GRPO's
-/// mean over each episode's own steps, and Dr. GRPO's division by the constant step limit.
+/// The two aggregations compared, both without division by the standard deviation:
+/// GRPO's mean over each episode's own steps, and Dr. GRPO's division by the constant
+/// step limit.
 pub fn length_variants() -> Vec<(String, Aggregation)> {
     vec![
         ("÷ own length (GRPO)".to_string(), Aggregation::ResponseMean),
@@ -251,10 +253,10 @@ pub fn length_bias(
 }
 
 // ANCHOR: question_weight
-/// The weight GRPO gives a question, as a function of the probability p that an answer to
-/// it is right: the expected mean |Â| over a group of G answers with 0/1 rewards, averaged
-/// exactly over the binomial number k of right answers in the group,
-/// Σ_k C(G, k) p^k (1 − p)^(G−k) · mean_i |Â_i(k)|, with Â from `group_advantages`.
+/// The weight GRPO gives a question, as a function of the probability p that an answer
+/// to it is right: the expected mean |Â| over a group of G answers with 0/1 rewards,
+/// averaged exactly over the binomial number k of right answers in the group, Σ_k C(G,
+/// k) p^k (1 − p)^(G−k) · mean_i |Â_i(k)|, with Â from `group_advantages`.
 pub fn question_weight(p: f64, group_size: usize, scale_by_std: bool) -> Result<f64> {
     let g = group_size;
     let mut total = 0.0;

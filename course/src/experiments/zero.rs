@@ -70,8 +70,9 @@ fn examples(config: &LmConfig, dir: &Path, n: usize) -> Result<Vec<(String, Stri
 pub const ABLATION_STEPS: usize = 20;
 
 // ANCHOR: variants
-/// The variants of the ablation, each a change to the Zero route's `[grpo]` section: GRPO
-/// straight from the base model for [`ABLATION_STEPS`] steps, one newer idea at a time.
+/// The variants of the ablation, each a change to the Zero route's `[grpo]` section:
+/// GRPO straight from the base model for [`ABLATION_STEPS`] steps, one newer idea at a
+/// time.
 pub fn variants(zero: &LmConfig) -> Vec<(String, LmConfig)> {
     type Change = fn(&mut GrpoLmConfig);
     let changes: [(&str, Change); 5] = [

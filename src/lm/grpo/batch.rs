@@ -13,10 +13,11 @@ use crate::update::{Inputs, Policy, Rows};
 // ANCHOR: scored
 /// One step's responses, scored, in the common layout: everything the loss needs.
 pub struct ScoredBatch {
-    /// The rows: tokens, mask, π_old and π_ref log-probabilities (B·G, R) and each response's
-    /// group advantage on each of its tokens.
+    /// The rows: tokens, mask, π_old and π_ref log-probabilities (B·G, R) and each
+    /// response's group advantage on each of its tokens.
     pub rows: Rows<Tokens>,
-    /// Each response's tokens, without padding (with its end-of-sequence if it stopped).
+    /// Each response's tokens, without padding (with its end-of-sequence if it
+    /// stopped).
     pub responses: Vec<Vec<u32>>,
     /// Each response's total reward, with its components.
     pub rewards: Vec<crate::lm::reward::Reward>,
@@ -61,9 +62,9 @@ impl Policy for Gpt {
 }
 
 // ANCHOR: token_advantages
-/// The advantage of every response token (B·G, R) from one reward per response, grouped G
-/// at a time, and the response mask (B·G, R): the group advantage of the response
-/// (÷ the group's std if `scale_by_std`) on each of its real tokens, 0 on padding.
+/// The advantage of every response token (B·G, R) from one reward per response, grouped
+/// G at a time, and the response mask (B·G, R): the group advantage of the response (÷
+/// the group's std if `scale_by_std`) on each of its real tokens, 0 on padding.
 pub fn token_advantages(
     rewards: &[f64],
     group_size: usize,

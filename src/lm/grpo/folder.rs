@@ -14,9 +14,10 @@ use super::{to_json, GrpoStep, GrpoTrainer, TrainState};
 
 impl GrpoTrainer {
     // ANCHOR: save
-    /// Writes a checkpoint of the run into `dir/checkpoints/step-NNNNNN/` (policy, optimizer
-    /// moments, state), then points `dir/LATEST` at it with an atomic rename, then removes
-    /// older checkpoints. A crash at any moment leaves `LATEST` naming a complete checkpoint.
+    /// Writes a checkpoint of the run into `dir/checkpoints/step-NNNNNN/` (policy,
+    /// optimizer moments, state), then points `dir/LATEST` at it with an atomic rename,
+    /// then removes older checkpoints. A crash at any moment leaves `LATEST` naming a
+    /// complete checkpoint.
     pub fn save(&self, dir: &Path) -> Result<PathBuf> {
         let name = format!("step-{:06}", self.step);
         let root = dir.join("checkpoints");
@@ -93,12 +94,12 @@ pub const STATE: &str = "state.json";
 pub const METRICS: &str = "metrics.jsonl";
 
 // ANCHOR: train
-/// Runs `trainer` up to step `until` (at most `config.grpo.steps`), writing into the folder
-/// `dir`: the config and the reference (once, when starting at step 0), one JSON line per
-/// step (`metrics.jsonl`, with the held-out evaluation on the steps where it runs), and
-/// checkpoints every `checkpoint_every` steps and when it stops. A resumed trainer continues
-/// the same files: metric lines of steps after its checkpoint are dropped first, so no step
-/// appears twice.
+/// Runs `trainer` up to step `until` (at most `config.grpo.steps`), writing into the
+/// folder `dir`: the config and the reference (once, when starting at step 0), one JSON
+/// line per step (`metrics.jsonl`, with the held-out evaluation on the steps where it
+/// runs), and checkpoints every `checkpoint_every` steps and when it stops. A resumed
+/// trainer continues the same files: metric lines of steps after its checkpoint are
+/// dropped first, so no step appears twice.
 pub fn train(
     trainer: &mut GrpoTrainer,
     dir: &Path,
@@ -108,7 +109,8 @@ pub fn train(
     let g = trainer.config.grpo.clone();
     let until = until.min(g.steps);
     let metrics_path = dir.join(METRICS);
-    // What a killed process or a full disk left half-written is of no use: free its space.
+    // What a killed process or a full disk left half-written is of no use: free its
+    // space.
     remove_temporaries(dir)?;
     remove_temporaries(&dir.join("checkpoints"))?;
     if trainer.step == 0 {

@@ -176,9 +176,10 @@ impl GrpoTrainer {
 
     // ANCHOR: rollout
     /// Samples G responses to each of the step's B prompts from the current policy and
-    /// scores them: rewards, group advantages on every token, reference log-probabilities.
-    /// With `dynamic_sampling` (DAPO), groups whose rewards are all equal are dropped and
-    /// more prompts are sampled until B groups teach something ([`GrpoTrainer::refill`]).
+    /// scores them: rewards, group advantages on every token, reference
+    /// log-probabilities. With `dynamic_sampling` (DAPO), groups whose rewards are all
+    /// equal are dropped and more prompts are sampled until B groups teach something
+    /// ([`GrpoTrainer::refill`]).
     pub fn rollout(&self, step: usize) -> Result<ScoredBatch> {
         let g = &self.config.grpo;
         let problems = self.problems(step);
@@ -259,12 +260,13 @@ impl GrpoTrainer {
     }
 
     // ANCHOR: refill
-    /// DAPO's dynamic sampling: keeps the groups of `first` (the step's own prompts) whose
-    /// rewards differ, and samples groups for more training prompts, up to
-    /// [`REFILL_ROUNDS`] more rounds of B, until B such groups are found. The kept responses
-    /// are packed into one batch, and their `old_logp` computed by a forward pass of the
-    /// policy that sampled them (the same numbers as the sampler's, up to rounding). If no
-    /// round finds any, the step's own batch is returned (its gradient is zero).
+    /// DAPO's dynamic sampling: keeps the groups of `first` (the step's own prompts)
+    /// whose rewards differ, and samples groups for more training prompts, up to
+    /// [`REFILL_ROUNDS`] more rounds of B, until B such groups are found. The kept
+    /// responses are packed into one batch, and their `old_logp` computed by a forward
+    /// pass of the policy that sampled them (the same numbers as the sampler's, up to
+    /// rounding). If no round finds any, the step's own batch is returned (its gradient
+    /// is zero).
     fn refill(
         &self,
         step: usize,
@@ -387,10 +389,10 @@ impl GrpoTrainer {
         self.metrics(&batch, &stats, sample_secs, train_secs)
     }
 
-    /// The update of one step: the library's [`grpo_update`], the very function that trains the
-    /// cat, with this run's settings and learning rate. A loss or gradient that is not finite
-    /// stops with an error naming the step; the policy is then not updated by that minibatch.
-    /// Counts the step as done.
+    /// The update of one step: the library's [`grpo_update`], the very function that
+    /// trains the cat, with this run's settings and learning rate. A loss or gradient
+    /// that is not finite stops with an error naming the step; the policy is then not
+    /// updated by that minibatch. Counts the step as done.
     pub fn update(&mut self, batch: &ScoredBatch) -> Result<UpdateStats> {
         let g = &self.config.grpo;
         self.opt.lr = g.learning_rate(self.step);

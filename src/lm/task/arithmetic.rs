@@ -131,10 +131,10 @@ pub struct Draft {
 
 // ANCHOR: draft
 /// Drafts a solution of `a op b`: the columns, with each carry dropped with probability
-/// `style.drop_rate`; then, if `style.check`, the problem worked again, carefully (no carry dropped) —
-/// for a sum the other way round, `b+a`. A second pass that agrees with the first ends in
-/// ` ok`; one that does not ends in ` no`, and the answer is the careful result. For
-/// `47+85=`, a dropped carry caught by the check reads
+/// `style.drop_rate`; then, if `style.check`, the problem worked again, carefully (no
+/// carry dropped) — for a sum the other way round, `b+a`. A second pass that agrees
+/// with the first ends in ` ok`; one that does not ends in ` no`, and the answer is the
+/// careful result. For `47+85=`, a dropped carry caught by the check reads
 ///
 /// ```text
 /// 7+5+0=2c1,4+8+0=2c1;check 85+47:5+7+0=2c1,8+4+1=3c1 no

@@ -337,12 +337,13 @@ const MAX_NUMBER_DIGITS: usize = 7;
 pub const MAX_VALUE: i128 = 1_000_000_000_000_000_000;
 
 // ANCHOR: evaluate
-/// Evaluates an arithmetic expression of non-negative integers, `+ - * /` and parentheses
-/// exactly: its value and the numbers it uses. Whitespace (spaces, newlines) is skipped, as
-/// the arithmetic verifier skips it around its answer. `None` for anything else (unknown
-/// characters, unbalanced parentheses, division by zero, more than [`MAX_EXPRESSION_LEN`]
-/// characters or 32 nested parentheses, a number above [`MAX_NUMBER`] or longer than 7
-/// digits, a value whose numerator or denominator passes [`MAX_VALUE`]).
+/// Evaluates an arithmetic expression of non-negative integers, `+ - * /` and
+/// parentheses exactly: its value and the numbers it uses. Whitespace (spaces,
+/// newlines) is skipped, as the arithmetic verifier skips it around its answer. `None`
+/// for anything else (unknown characters, unbalanced parentheses, division by zero,
+/// more than [`MAX_EXPRESSION_LEN`] characters or 32 nested parentheses, a number above
+/// [`MAX_NUMBER`] or longer than 7 digits, a value whose numerator or denominator
+/// passes [`MAX_VALUE`]).
 pub fn evaluate(text: &str) -> Option<(Rational, Vec<i64>)> {
     let s: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
     if s.is_empty() || s.len() > MAX_EXPRESSION_LEN {

@@ -73,7 +73,8 @@ pub trait Task: Send + Sync {
     fn name(&self) -> &'static str;
     /// A problem drawn from `seed` at `difficulty` (same seed, same problem).
     fn generate(&self, seed: u64, difficulty: usize) -> Problem;
-    /// Is `answer` (the text between the answer tags) correct? Never panics, whatever the text.
+    /// Is `answer` (the text between the answer tags) correct? Never panics, whatever
+    /// the text.
     fn verify(&self, problem: &Problem, answer: &str) -> bool;
     /// A correct worked solution, for supervised fine-tuning.
     fn solve(&self, problem: &Problem) -> Trace;
@@ -81,13 +82,13 @@ pub trait Task: Send + Sync {
     fn slip(&self, problem: &Problem, rng: &mut dyn Rng) -> Trace;
     /// The largest meaningful difficulty.
     fn max_difficulty(&self) -> usize;
-    /// A solution as a fallible writer drafts it in `style` (see [`draft_columns`]). `None`
-    /// for a task without drafts, or a prompt that is not the task's.
+    /// A solution as a fallible writer drafts it in `style` (see [`draft_columns`]).
+    /// `None` for a task without drafts, or a prompt that is not the task's.
     fn draft(&self, _problem: &Problem, _style: Style, _rng: &mut dyn Rng) -> Option<Draft> {
         None
     }
-    /// The text the model is shown for `problem`: its prompt, followed by the template's
-    /// opening (see [`Template`]).
+    /// The text the model is shown for `problem`: its prompt, followed by the
+    /// template's opening (see [`Template`]).
     fn pose(&self, problem: &Problem) -> String {
         problem.prompt.clone()
     }
@@ -96,9 +97,10 @@ pub trait Task: Send + Sync {
     fn completed(&self, generated: &str) -> String {
         generated.to_string()
     }
-    /// The problem a prompt typed by hand poses (`lm sample --prompt`), with its ground truth;
-    /// an error if the prompt is not one of this task's: unreadable, or outside its limits
-    /// (see each task). A prompt that passes is scored exactly like a generated one.
+    /// The problem a prompt typed by hand poses (`lm sample --prompt`), with its ground
+    /// truth; an error if the prompt is not one of this task's: unreadable, or outside
+    /// its limits (see each task). A prompt that passes is scored exactly like a
+    /// generated one.
     fn check_prompt(&self, prompt: &str) -> Result<Problem> {
         Err(Error::invalid(
             "prompt",
