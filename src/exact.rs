@@ -255,8 +255,8 @@ pub fn fixed_logits(env: &Env, preference: f64) -> Result<Array2<f64>> {
 /// one state and a reference ρ, and their exact gradients with respect to the logits z:
 ///
 /// ```text
-/// ∂ KL(π ‖ ρ) / ∂z_b = π_b (log(π_b / ρ_b) − KL(π ‖ ρ)) (the divergence k3 estimates)
-/// ∂ KL(ρ ‖ π) / ∂z_b = π_b − ρ_b (the other direction)
+/// ∂ KL(π ‖ ρ) / ∂z_b = π_b (log(π_b / ρ_b) − KL(π ‖ ρ))   (k3 estimates this one)
+/// ∂ KL(ρ ‖ π) / ∂z_b = π_b − ρ_b                         (the other direction)
 /// ```
 pub struct KlGradients {
     /// KL(π ‖ ρ) and its gradient.
