@@ -57,13 +57,71 @@ impl Default for TourConfig {
 pub use crate::bars::progress_bar;
 use crate::bars::Bars;
 
-/// What one stage produced: figures (relative path, title) and metrics.
+/// What one stage produced: figures (relative path, caption), the chapter's tables, metrics.
 struct Stage {
     title: &'static str,
+    /// The chapter's page in the book (its file stem).
+    chapter: &'static str,
     figures: Vec<(String, String)>,
+    /// The tables the book's chapter shows, as Markdown, from this run's numbers.
+    tables: Vec<String>,
+    /// How this run relates to the numbers printed in the book, and why.
+    against_book: String,
     metrics: serde_json::Value,
     summary: String,
     seconds: f64,
+}
+
+/// What the cat chapters' stages say about the book: with the default seed they are the
+/// runs the book's figures and tables come from.
+fn same_as_book(config: &TourConfig) -> String {
+    if config.seed == 1 {
+        "Same settings and seed (1) as the book's figures and tables, so the numbers here are \
+         the book's, digit for digit (on a CPU with the same matrix kernels)."
+            .into()
+    } else {
+        format!(
+            "Same settings as the book's figures and tables, but seed {} instead of 1: another \
+             draw of the same experiment, so expect the numbers to differ within the spread the \
+             chapter reports.",
+            config.seed
+        )
+    }
+}
+
+/// A caption for each figure the tour draws: what it shows (the numbers are this run's).
+fn caption(sub: &str, name: &str) -> String {
+    let text = match (sub, name) {
+        ("ch01", "house") => "The seeds' house: walls, two brooms (−1 per step on them), two bathtubs (−10), the meat (+100) and the cat's start.",
+        ("ch01", "random_values") => "The random cat's exact values with 100 steps left, cell by cell.",
+        ("ch01", "random_returns") => "Returns of the random cat's episodes, with the exact J and the Monte Carlo mean.",
+        ("ch01", "running_mean") => "The Monte Carlo estimate of J as episodes accumulate (log scale), ± 2 standard errors, against the exact J.",
+        ("ch01", "optimal_values") => "Optimal values and moves with γ = 0.99: the long way round, past both bathtubs.",
+        ("ch01", "hasty_values") => "Optimal values and moves with γ = 0.9: the impatient cat takes the short way through a bathtub.",
+        ("ch02", "learning_curves") => "REINFORCE: exact J against episodes sampled for four weightings (mean and range over seeds). The lower panel zooms into the first sixth of the episodes.",
+        ("ch03", "variance") => "Variance of the gradient estimate for five weightings, ± 2 standard errors, on a log axis.",
+        ("ch04", "lambda_variance") => "Variance of GAE(λ) against λ, with the exact and with a learned critic.",
+        ("ch04", "lambda_bias") => "Squared bias of GAE(λ) against the exact advantage, against λ.",
+        ("ch05", "efficiency") => "Success probability against episodes sampled on the seeds' house: REINFORCE with a baseline, actor-critic and PPO. The lower panel zooms into the first sixth of the episodes.",
+        ("ch05", "efficiency_slippery") => "The same on the slippery house (slip 0.2). The lower panel zooms into the first sixth of the episodes.",
+        ("ch05", "clip_return") => "PPO with many epochs per batch: exact J with clip 0.2, clip 10 and no clip.",
+        ("ch05", "clip_kl") => "The same runs: how far each update moves the policy (approx_kl).",
+        ("ch06", "comparison") => "Success probability against episodes sampled: REINFORCE with a learned baseline, PPO, GRPO and Dr. GRPO. The lower panel zooms into the first sixth of the episodes.",
+        ("ch06", "beta_kl") => "GRPO: KL to the reference policy for three values of β.",
+        ("ch06", "beta_return") => "The same runs: exact J.",
+        ("ch07", "house") => "The bath house: eight bathtubs, the meat in a corner, four starts.",
+        ("ch07", "length_failed") => "Expected length of a failed episode: GRPO's per-episode mean against Dr. GRPO's constant divisor.",
+        ("ch07", "length_succeeded") => "Expected length of a successful episode, for the same runs.",
+        ("ch07", "length_success_rate") => "Success probability, for the same runs.",
+        ("ch07", "std_weight") => "Expected weight of a question against its success probability, with and without dividing by the standard deviation.",
+        ("ch07", "std_learning") => "Success probability with and without dividing by the standard deviation.",
+        ("ch08", "sft_loss") => "Fine-tuning: the training loss against the step.",
+        ("ch08", "sft_accuracy") => "Held-out greedy and sampled accuracy against the step.",
+        ("ch08", "sft_format") => "Held-out format rate of greedy and sampled responses against the step.",
+        ("ch09", "grpo_rollouts") => "GRPO from the base model: format rate and accuracy of the sampled responses, and the groups whose rewards are all equal, against the step.",
+        _ => return name.replace('_', " "),
+    };
+    text.to_string()
 }
 
 fn save_figures(
@@ -75,7 +133,7 @@ fn save_figures(
     for (name, svg) in figures {
         let rel = format!("{sub}/{name}.svg");
         svg.save(dir.join(&rel))?;
-        out.push((rel, name.replace('_', " ")));
+        out.push((rel, caption(sub, name)));
     }
     Ok(out)
 }
@@ -108,7 +166,10 @@ fn chapter1(dir: &Path, config: &TourConfig) -> Result<Stage> {
     );
     Ok(Stage {
         title: "Chapter 1 — the cat's house",
+        chapter: "01-the-cats-house",
         figures,
+        tables: vec![out.table()],
+        against_book: same_as_book(config),
         metrics: json!({
             "random_cat": r,
             "optimal_value_at_start": out.optimal.values[env.house().starts()[0]],
@@ -143,7 +204,10 @@ fn chapter2(dir: &Path, config: &TourConfig) -> Result<Stage> {
         .join("; ");
     Ok(Stage {
         title: "Chapter 2 — REINFORCE",
+        chapter: "02-reinforce",
         figures,
+        tables: vec![out.table(&ch)],
+        against_book: same_as_book(config),
         metrics: json!({ "learning_curves": out.summaries }),
         summary,
         seconds: start.elapsed().as_secs_f64(),
@@ -168,7 +232,10 @@ fn chapter3(dir: &Path, config: &TourConfig) -> Result<Stage> {
         .join("; ");
     Ok(Stage {
         title: "Chapter 3 — variance and baselines",
+        chapter: "03-variance-and-baselines",
         figures,
+        tables: vec![out.table(), out.scaling_table()],
+        against_book: same_as_book(config),
         metrics: json!({ "estimators": out.stats, "std_scaling": out.scaling }),
         summary,
         seconds: start.elapsed().as_secs_f64(),
@@ -197,7 +264,10 @@ fn chapter4(dir: &Path, config: &TourConfig) -> Result<Stage> {
         .join("; ");
     Ok(Stage {
         title: "Chapter 4 — actor-critic and GAE",
+        chapter: "04-actor-critic-and-gae",
         figures,
+        tables: vec![ch04::lambda_table(&stats)],
+        against_book: same_as_book(config),
         metrics: json!({ "lambda_sweep": stats }),
         summary: format!("GAE with a learned critic against the exact advantage: {summary}"),
         seconds: start.elapsed().as_secs_f64(),
@@ -229,7 +299,10 @@ fn chapter5(dir: &Path, config: &TourConfig) -> Result<Stage> {
         .join("; ");
     Ok(Stage {
         title: "Chapter 5 — PPO",
+        chapter: "05-ppo",
         figures,
+        tables: vec![out.table(), out.clip_table()],
+        against_book: same_as_book(config),
         metrics: json!({ "sample_efficiency": out.efficiency, "clipping": out.clipping }),
         summary,
         seconds: start.elapsed().as_secs_f64(),
@@ -261,7 +334,13 @@ fn chapter6(dir: &Path, config: &TourConfig) -> Result<Stage> {
         .join("; ");
     Ok(Stage {
         title: "Chapter 6 — GRPO",
+        chapter: "06-grpo",
         figures,
+        tables: vec![out.table(), out.beta_table()],
+        against_book: format!(
+            "{} Only the seconds per run depend on the machine.",
+            same_as_book(config)
+        ),
         metrics: json!({ "comparison": out.comparison, "beta_sweep": out.betas }),
         summary,
         seconds: start.elapsed().as_secs_f64(),
@@ -295,7 +374,10 @@ fn chapter7(dir: &Path, config: &TourConfig) -> Result<Stage> {
         .join("; ");
     Ok(Stage {
         title: "Chapter 7 — Dr. GRPO",
+        chapter: "07-dr-grpo",
         figures,
+        tables: vec![out.length_table(), out.std_learning_table()],
+        against_book: same_as_book(config),
         metrics: json!({ "length_bias": out.length, "std_bias": out.std }),
         summary,
         seconds: start.elapsed().as_secs_f64(),
@@ -342,9 +424,29 @@ fn chapter8(dir: &Path, config: &TourConfig) -> Result<Stage> {
         s.k,
         100.0 * s.pass_at_k
     );
+    let book = Ch08Config::default();
+    let p = s.greedy_accuracy;
+    let n = ch.lm.eval.problems as f64;
+    let against_book = format!(
+        "The same fine-tuning as the book's record ({} steps of the CPU config) but with seed {} \
+         (the book's: {}) and {} held-out problems at the end ({} along the way): another draw \
+         of the same run, measured on fewer problems, so its numbers differ from the book's. On \
+         {} problems one standard error of the greedy accuracy is about {:.1} points. The \
+         book's numbers come from `zero-to-r1 lm measure`.",
+        ch.lm.sft.steps,
+        ch.seed,
+        book.seed,
+        ch.lm.eval.problems,
+        ch.eval_problems,
+        ch.lm.eval.problems,
+        100.0 * (p * (1.0 - p) / n).sqrt(),
+    );
     Ok(Stage {
         title: "Chapter 8 — from cats to language models",
+        chapter: "08-from-cats-to-language-models",
         figures,
+        tables: vec![ch08::table(&record)],
+        against_book,
         metrics: json!({ "sft": record.summary, "evals": record.evals }),
         summary,
         seconds: start.elapsed().as_secs_f64(),
@@ -429,30 +531,173 @@ fn chapter9(dir: &Path, config: &TourConfig) -> Result<Stage> {
         100.0 * b.greedy_accuracy,
         100.0 * a.greedy_accuracy,
     );
+    let pct = |x: f64| format!("{:.0} %", 100.0 * x);
+    let table = format!(
+        "| on {heldout} held-out problems | base model | after GRPO |\n|---|---|---|\n\
+         | greedy format rate | {} | {} |\n| greedy accuracy | {} | {} |\n\
+         | sampled accuracy | {} | {} |\n| majority vote of {k} samples | {} | {} |\n\
+         | pass@{k} | {} | {} |\n",
+        pct(b.format_rate),
+        pct(a.format_rate),
+        pct(b.greedy_accuracy),
+        pct(a.greedy_accuracy),
+        pct(b.sampled_accuracy),
+        pct(a.sampled_accuracy),
+        pct(b.majority_at_k),
+        pct(a.majority_at_k),
+        pct(b.pass_at_k),
+        pct(a.pass_at_k),
+        k = lm.eval.k,
+    );
     Ok(Stage {
         title: "Chapter 9 — R1-Zero on a laptop",
+        chapter: "09-r1-zero",
         figures,
+        tables: vec![table],
+        against_book: format!(
+            "A miniature of the book's Zero route, small enough for a tour: one-digit sums \
+             instead of two, {} pretraining steps, {} GRPO steps of {} prompts, one seed and {} \
+             held-out problems. The book's route (two-digit sums, 40 steps of 16 prompts, three \
+             seeds, 500 held-out problems; `zero-to-r1 lm measure-zero`) has the same shape — \
+             the format is learned first, and accuracy follows — but its numbers are not \
+             comparable with these.",
+            lm.pretrain.as_ref().map_or(0, |p| p.sft.steps),
+            lm.grpo.steps,
+            lm.grpo.prompts,
+            heldout
+        ),
         metrics: json!({ "before": b, "after": a, "steps": steps }),
         summary,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
 
+/// Escapes text for HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Inline Markdown of the tables and notes: `code` spans become `<code>`.
+fn inline(text: &str) -> String {
+    let mut out = String::new();
+    for (k, part) in escape(text).split('`').enumerate() {
+        if k % 2 == 1 {
+            out.push_str(&format!("<code>{part}</code>"));
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// A Markdown pipe table (as the book's generated tables are written) as an HTML table.
+fn table_html(markdown: &str) -> String {
+    let cells = |line: &str| -> Vec<String> {
+        let line = line.trim().trim_start_matches('|').trim_end_matches('|');
+        line.split('|').map(|c| inline(c.trim())).collect()
+    };
+    let lines: Vec<&str> = markdown
+        .lines()
+        .filter(|l| l.trim_start().starts_with('|'))
+        .collect();
+    let Some((head, rest)) = lines.split_first() else {
+        return String::new();
+    };
+    let mut html = String::from("<table>\n<thead><tr>");
+    for c in cells(head) {
+        html.push_str(&format!("<th>{c}</th>"));
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    for line in rest.iter().filter(|l| !l.contains("---")) {
+        html.push_str("<tr>");
+        for c in cells(line) {
+            html.push_str(&format!("<td>{c}</td>"));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</tbody></table>\n");
+    html
+}
+
+/// Where a chapter is read: the built book's page if the book has been built, else its source.
+fn chapter_link(stem: &str) -> (String, &'static str) {
+    let root = crate::experiments::repository();
+    let built = root.join("book/book").join(format!("{stem}.html"));
+    if built.exists() {
+        (
+            format!("file://{}", built.display()),
+            "the chapter in the book",
+        )
+    } else {
+        (
+            format!(
+                "file://{}",
+                root.join("book/src").join(format!("{stem}.md")).display()
+            ),
+            "the chapter's source (build the book with `mdbook build book` to read it rendered)",
+        )
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;font-size:16px;line-height:1.5;\
+    max-width:980px;margin:2em auto;padding:0 1em;color:#222}\
+    h2{margin-top:2.2em;border-bottom:1px solid #ddd;padding-bottom:.2em}\
+    img{max-width:100%;border:1px solid #ddd}figure{margin:1.2em 0}\
+    figcaption{font-size:.92em;color:#444;margin-top:.3em}\
+    table{border-collapse:collapse;margin:1em 0;font-size:.92em}\
+    th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
+    th{background:#f3f3f3}.note{background:#f6f8fa;border-left:4px solid #9ab;padding:.5em .8em}\
+    .time{color:#666;font-size:.9em}code{background:#f3f3f3;padding:0 .2em}";
+
 fn index_html(stages: &[Stage]) -> String {
-    let mut html = String::from(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>zero-to-r1 tour</title>\n\
-         <style>body{font-family:sans-serif;max-width:980px;margin:2em auto;padding:0 1em}\
-         img{max-width:100%;border:1px solid #ddd;margin:.5em 0}figure{margin:1em 0}</style>\n\
-         </head><body>\n<h1>zero-to-r1 — the tour</h1>\n<p>Metrics: <a href=\"metrics.json\">metrics.json</a></p>\n",
+    let total: f64 = stages.iter().map(|s| s.seconds).sum();
+    let mut html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>zero-to-r1 — the tour</title>\n<style>{STYLE}</style>\n</head><body>\n\
+         <h1>zero-to-r1 — the tour</h1>\n<p>Every chapter's experiment, run once on this \
+         machine in {total:.0} s: for each chapter, its headline numbers in the tables the \
+         book shows, its figures, how this run relates to the book's numbers, and a link to the \
+         chapter. All numbers are also in <a href=\"metrics.json\">metrics.json</a>.</p>\n<ol>\n"
     );
-    for s in stages {
+    for (k, s) in stages.iter().enumerate() {
         html.push_str(&format!(
-            "<h2>{}</h2>\n<p>{} <em>({:.1} s)</em></p>\n",
-            s.title, s.summary, s.seconds
+            "<li><a href=\"#stage{}\">{}</a></li>\n",
+            k + 1,
+            escape(s.title)
         ));
-        for (path, caption) in &s.figures {
+    }
+    html.push_str("</ol>\n");
+    for (k, s) in stages.iter().enumerate() {
+        let (href, what) = chapter_link(s.chapter);
+        html.push_str(&format!(
+            "<h2 id=\"stage{}\">{}</h2>\n<p>{} <span class=\"time\">({:.1} s)</span></p>\n\
+             <p>Read: <a href=\"{}\">{}</a>.</p>\n",
+            k + 1,
+            escape(s.title),
+            inline(&s.summary),
+            s.seconds,
+            escape(&href),
+            inline(what),
+        ));
+        for t in &s.tables {
+            html.push_str(&table_html(t));
+        }
+        html.push_str(&format!(
+            "<p class=\"note\"><strong>Against the book.</strong> {}</p>\n",
+            inline(&s.against_book)
+        ));
+        for (f, (path, caption)) in s.figures.iter().enumerate() {
             html.push_str(&format!(
-                "<figure><img src=\"{path}\" alt=\"{caption}\"><figcaption>{caption}</figcaption></figure>\n"
+                "<figure><img src=\"{}\" alt=\"{}\"><figcaption><strong>Figure {}.{}.</strong> \
+                 {}</figcaption></figure>\n",
+                escape(path),
+                escape(caption),
+                k + 1,
+                f + 1,
+                escape(caption)
             ));
         }
     }

@@ -149,6 +149,25 @@ fn the_tour_writes_figures_metrics_and_an_index() {
     assert_eq!(metrics["chapter9"]["steps"].as_array().unwrap().len(), 2);
     let index = std::fs::read_to_string(run.join("index.html")).unwrap();
     assert!(index.contains("ch01/house.svg"));
+    // A report, not a list of files: for every chapter its tables, a note on how the run
+    // relates to the book and a link to the chapter; for every figure a caption that says what
+    // it shows (not its file name).
+    assert_eq!(index.matches("Against the book.").count(), 9);
+    assert!(index.matches("<table>").count() >= 9);
+    for stem in ["01-the-cats-house", "05-ppo", "09-r1-zero"] {
+        assert!(index.contains(&format!("{stem}.")), "no link to {stem}");
+    }
+    let figures: Vec<&str> = index.split("<figure><img src=\"").skip(1).collect();
+    assert!(figures.len() >= 25, "{} figures", figures.len());
+    for f in figures {
+        let path = &f[..f.find('"').unwrap()];
+        let stem = path.rsplit('/').next().unwrap().trim_end_matches(".svg");
+        let alt = f.split("alt=\"").nth(1).unwrap().split('"').next().unwrap();
+        assert!(
+            alt.len() > 20 && alt != stem.replace('_', " "),
+            "{path}: caption {alt:?}"
+        );
+    }
     let bad = bin()
         .args(["tour", "--quiet", "--name", "../x"])
         .output()

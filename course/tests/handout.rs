@@ -312,3 +312,21 @@ fn the_instructors_grading_tests_replace_the_students() {
     assert!(!to.join("tests/other.rs").exists());
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[test]
+fn exercise_subscripts_are_set_as_subscripts_in_the_book() {
+    use course::handout::subscripts_as_html as sub;
+    assert_eq!(
+        sub("G_t = r_{t+1} + γ G_{t+1}"),
+        "G<sub>t</sub> = r<sub>t+1</sub> + γ G<sub>t+1</sub>"
+    );
+    assert_eq!(
+        sub("KL(π_θ ‖ π_ref)"),
+        "KL(π<sub>θ</sub> ‖ π<sub>ref</sub>)"
+    );
+    assert_eq!(sub("Â_t"), "Â<sub>t</sub>");
+    // Names with underscores and code spans stay as they are; so does a lone underscore.
+    assert_eq!(sub("exp(logp − old_logp)"), "exp(logp − old_logp)");
+    assert_eq!(sub("`a_t` and x_"), "`a_t` and x_");
+    assert_eq!(sub("r_{unclosed"), "r_{unclosed");
+}

@@ -79,6 +79,7 @@ fn generator_follows_its_rules() {
     std::fs::write(
         &chapter,
         "# Title\n\nSee [next](02-y.md#part) and ![pic](generated/a.svg) and [web](https://e.org).\n\n\
+         <img src=\"generated/b.svg\" alt=\"b\"> <img src=\"https://e.org/c.svg\">\n\n\
          ```rust,ignore\n{{#include lib.rs:f}}\n```\n\n\
          ```rust\n# use hidden::Thing;\nlet x = 1;\n```\n\n\
          <!-- book-only -->\n![static](generated/a.svg)\n<!-- /book-only -->\n\
@@ -93,6 +94,8 @@ fn generator_follows_its_rules() {
     assert!(c[2].1.contains("[next](02-y.ipynb#part)"), "{}", c[2].1);
     assert!(c[2].1.contains("![pic](../book/src/generated/a.svg)"));
     assert!(c[2].1.contains("(https://e.org)"));
+    assert!(c[2].1.contains("src=\"../book/src/generated/b.svg\""));
+    assert!(c[2].1.contains("src=\"https://e.org/c.svg\""));
     // The included library code, without the nested anchor markers, as markdown.
     assert!(
         c[2].1.contains("```rust,ignore\nfn f() {\n    1\n}\n```"),
@@ -163,4 +166,154 @@ fn chapters_without_code_get_no_notebook() {
     let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, vec!["01-a.ipynb"]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A recorded code cell: its source and what it printed.
+fn recorded_cell(source: &str, stdout: &str, count: u32) -> serde_json::Value {
+    serde_json::json!({
+        "cell_type": "code", "execution_count": count, "metadata": {},
+        "outputs": [
+            {"output_type": "stream", "name": "stdout", "text": stdout},
+            {"output_type": "execute_result", "execution_count": count, "metadata": {},
+             "data": {"image/svg+xml": "<svg/>", "text/plain": "Figure"}}
+        ],
+        "source": source,
+    })
+}
+
+#[test]
+fn recorded_outputs_are_kept_shown_in_the_book_and_dropped_when_a_cell_changes() {
+    use course::notebook::{generate, output_path, OUTPUT_FENCE};
+    let dir = scratch("outputs");
+    let (book, nbs) = (dir.join("src"), dir.join("notebooks"));
+    std::fs::create_dir_all(&book).unwrap();
+    std::fs::create_dir_all(&nbs).unwrap();
+    let chapter = |second: &str, with_output_block: bool| {
+        let out = if with_output_block {
+            format!(
+                "{OUTPUT_FENCE}\n{{{{#include {}}}}}\n```\n",
+                output_path("01-a", 1)
+            )
+        } else {
+            String::new()
+        };
+        format!(
+            "# A\n\n```rust\nprintln!(\"one\");\n```\n\n{out}\nText.\n\n```rust\n{second}\n```\n"
+        )
+    };
+    std::fs::write(book.join("01-a.md"), chapter("let b = 2;", true)).unwrap();
+    // Nothing recorded yet: both blocks are reported, nothing is written for the book.
+    let g = generate(&book, Some(&nbs)).unwrap();
+    assert_eq!(g.problems.len(), 2, "{:?}", g.problems);
+    assert!(g.problems[0].contains("01-a.md:3: block 1 has no recorded output"));
+    assert!(g.outputs.is_empty());
+    // The output block is left out of the notebook.
+    assert!(!g.notebooks[0].1.contains("text,output"));
+
+    // Record: the setup cell, then the two blocks.
+    let mut nb: serde_json::Value = serde_json::from_str(&g.notebooks[0].1).unwrap();
+    let code: Vec<usize> = (0..nb["cells"].as_array().unwrap().len())
+        .filter(|&i| nb["cells"][i]["cell_type"] == "code")
+        .collect();
+    for (k, &i) in code.iter().enumerate() {
+        let source: String = nb["cells"][i]["source"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        let printed = ["", "one\n", ""][k];
+        nb["cells"][i] = recorded_cell(&source, printed, k as u32 + 1);
+    }
+    std::fs::write(nbs.join("01-a.ipynb"), nb.to_string()).unwrap();
+    let g = generate(&book, Some(&nbs)).unwrap();
+    assert!(g.problems.is_empty(), "{:?}", g.problems);
+    // Block 1 printed "one" (its figure is not text); block 2 printed nothing.
+    assert_eq!(
+        g.outputs,
+        vec![(output_path("01-a", 1), "one\n".to_string())]
+    );
+    let kept: serde_json::Value = serde_json::from_str(&g.notebooks[0].1).unwrap();
+    let counts: Vec<serde_json::Value> = kept["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["cell_type"] == "code")
+        .map(|c| c["execution_count"].clone())
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            serde_json::json!(1),
+            serde_json::json!(2),
+            serde_json::json!(3)
+        ]
+    );
+
+    // A block that prints needs its output block.
+    std::fs::write(book.join("01-a.md"), chapter("let b = 2;", false)).unwrap();
+    let g = generate(&book, Some(&nbs)).unwrap();
+    assert_eq!(g.problems.len(), 1, "{:?}", g.problems);
+    assert!(g.problems[0].contains("block 1 prints; put its output under it"));
+
+    // Changing the first block drops every recorded output from there on.
+    std::fs::write(
+        book.join("01-a.md"),
+        chapter("let b = 2;", true).replace("\"one\"", "\"uno\""),
+    )
+    .unwrap();
+    let g = generate(&book, Some(&nbs)).unwrap();
+    assert_eq!(g.problems.len(), 2, "{:?}", g.problems);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn output_blocks_must_sit_under_a_runnable_block() {
+    use course::notebook::book_blocks;
+    let f = Path::new("01-x.md");
+    let e = book_blocks(
+        "# T\n\nText.\n\n```text,output\n{{#include a.txt}}\n```\n",
+        f,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("01-x.md:5:") && e.contains("right under"), "{e}");
+    let e = book_blocks(
+        "```rust\nlet a = 1;\n```\n\nProse.\n\n```text,output\n{{#include a.txt}}\n```\n",
+        f,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("01-x.md:7:"), "{e}");
+    let e = book_blocks(
+        "```rust\nlet a = 1;\n```\n```text,output\nhand-written\n```\n",
+        f,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("exactly one"), "{e}");
+    let blocks = book_blocks(
+        "```rust,ignore\nx\n```\n```rust\na\n```\n\n```text,output\n{{#include o.txt}}\n```\n```rust\nb\n```\n",
+        f,
+    )
+    .unwrap();
+    assert_eq!(blocks.len(), 2);
+    assert_eq!((blocks[0].number, blocks[0].line), (1, 4));
+    assert_eq!(blocks[0].output_include.as_deref(), Some("o.txt"));
+    assert_eq!(blocks[1].output_include, None);
+}
+
+#[test]
+fn printed_text_is_stdout_and_plain_results_not_figures() {
+    use course::notebook::printed_text;
+    use serde_json::json;
+    let outputs = vec![
+        json!({"output_type": "stream", "name": "stdout", "text": ["a\n", "b\n"]}),
+        json!({"output_type": "stream", "name": "stderr", "text": "warning\n"}),
+        json!({"output_type": "execute_result", "data": {"text/plain": "42"}}),
+        json!({"output_type": "display_data", "data": {"image/svg+xml": "<svg/>", "text/plain": "fig"}}),
+    ];
+    assert_eq!(printed_text(&outputs).as_deref(), Some("a\nb\n42\n"));
+    assert_eq!(printed_text(&outputs[3..]), None);
+    assert_eq!(printed_text(&[]), None);
 }

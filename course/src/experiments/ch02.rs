@@ -107,16 +107,20 @@ pub fn run(config: &Ch02Config, mut progress: impl FnMut()) -> Result<Ch02> {
         .collect();
     let figures = vec![(
         "learning_curves",
-        plot::learning_curves(
+        // Most of the learning is in the first sixth: a second panel shows it.
+        plot::learning_curves_zoomed(
             &episodes,
             &curves,
-            &format!(
-                "REINFORCE on the cat's house: exact J(π) (SGD, lr {}, {} episodes per update)",
-                r.lr, r.episodes_per_update
+            (
+                &format!(
+                    "REINFORCE on the cat's house: exact J(π) (SGD, lr {}, {} episodes per update)",
+                    r.lr, r.episodes_per_update
+                ),
+                "episodes sampled",
+                "exact J(π)",
             ),
-            "episodes sampled",
-            "exact J(π)",
             Some((100.0, "J(π*) = 100")),
+            super::early(&episodes),
         )?,
     )];
     Ok(Ch02 {

@@ -299,11 +299,13 @@ pub fn run(config: &Ch03Config, mut progress: impl FnMut()) -> Result<Ch03> {
     let scaling = std_scaling(config, &mut progress)?;
     let labels: Vec<String> = stats.iter().map(|s| s.estimator.to_string()).collect();
     let values: Vec<f64> = stats.iter().map(|s| s.variance).collect();
+    let errors: Vec<f64> = stats.iter().map(|s| s.variance_se).collect();
     let figures = vec![(
         "variance",
-        plot::log_bar_chart(
+        plot::log_dot_chart(
             &labels,
             &values,
+            &errors,
             &format!(
                 "Variance of the gradient estimate ({} episodes per batch, {} batches)",
                 config.episodes_per_batch, config.batches

@@ -193,13 +193,16 @@ pub fn efficiency(
         }
         figures.push((
             fig,
-            plot::learning_curves(
+            plot::learning_curves_zoomed(
                 &x,
                 &series,
-                &format!("Exact success probability on the {house}"),
-                "episodes sampled",
-                "P(reach the meat) %",
+                (
+                    &format!("Exact success probability on the {house}"),
+                    "episodes sampled",
+                    "P(reach the meat) %",
+                ),
                 Some((95.0, "95 %")),
+                super::early(&x),
             )?,
         ));
     }

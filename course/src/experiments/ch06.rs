@@ -125,13 +125,16 @@ pub fn comparison(config: &Ch06Config, mut progress: impl FnMut()) -> Result<(Ve
         });
         series.push(percent_curves(name, success));
     }
-    let fig = plot::learning_curves(
+    let fig = plot::learning_curves_zoomed(
         &x,
         &series,
-        "Exact success probability on the seeds' house",
-        "episodes sampled",
-        "P(reach the meat) %",
+        (
+            "Exact success probability on the seeds' house",
+            "episodes sampled",
+            "P(reach the meat) %",
+        ),
         Some((95.0, "95 %")),
+        super::early(&x),
     )?;
     Ok((table, fig))
 }

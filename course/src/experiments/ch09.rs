@@ -2,7 +2,7 @@
 //! chapter 9 figure smooths its per-step metrics with. The chapter's measured runs are in
 //! [`super::zero`].
 
-use crate::plot::{learning_curves_at, Curves, Legend, Svg};
+use crate::plot::{learning_curves, Curves, Svg};
 use zero_to_r1::error::Result;
 use zero_to_r1::lm::grpo::GrpoStep;
 
@@ -28,7 +28,7 @@ pub fn rollout_figure(steps: &[GrpoStep], w: usize) -> Result<Svg> {
             w,
         )],
     };
-    learning_curves_at(
+    learning_curves(
         &x,
         &[
             series(
@@ -38,12 +38,9 @@ pub fn rollout_figure(steps: &[GrpoStep], w: usize) -> Result<Svg> {
             series("format rate of the sampled responses", |s| s.format_rate),
             series("groups with all rewards equal", |s| s.frac_reward_zero_std),
         ],
-        (
-            "GRPO: the rollouts on training prompts",
-            "GRPO step",
-            &format!("% (moving average over {w} steps)"),
-        ),
+        "GRPO: the rollouts on training prompts",
+        "GRPO step",
+        &format!("% (moving average over {w} steps)"),
         None,
-        Legend::UpperLeft,
     )
 }

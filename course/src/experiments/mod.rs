@@ -19,6 +19,18 @@ use zero_to_r1::error::{Error, Result};
 use zero_to_r1::io::read_text;
 use zero_to_r1::lm::config::LmConfig;
 
+/// Where the zoomed panel of a learning-curve figure ends: the first sixth of the episodes,
+/// where the cat chapters' learners do most of their learning.
+pub fn early(episodes: &[f64]) -> f64 {
+    let sixth = episodes.last().copied().unwrap_or(0.0) / 6.0;
+    if sixth <= 0.0 {
+        return 0.0;
+    }
+    // A round number: one significant digit (397 → 400).
+    let magnitude = 10f64.powf(sixth.log10().floor());
+    (sixth / magnitude).round() * magnitude
+}
+
 /// The repository this crate was built in (the folder that holds `course/`): the book's
 /// committed records are read from it at run time, not compiled in.
 pub fn repository() -> PathBuf {
@@ -155,4 +167,16 @@ pub fn write_book_assets(dir: &Path) -> Result<usize> {
         zero_to_r1::io::write_atomic(&dir.join(rel), bytes)?;
     }
     Ok(assets.len())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn early_is_a_round_sixth_of_the_episodes() {
+        assert_eq!(super::early(&[0.0, 1200.0, 2400.0]), 400.0);
+        assert_eq!(super::early(&[0.0, 2384.0]), 400.0); // 397.3 → 400
+        assert_eq!(super::early(&[0.0, 1184.0]), 200.0); // 197.3 → 200
+        assert_eq!(super::early(&[0.0, 90.0]), 20.0); // 15 → 20
+        assert_eq!(super::early(&[]), 0.0);
+    }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-use crate::plot::{learning_curves, learning_curves_at, Curves, Legend, Svg};
+use crate::plot::{learning_curves, Curves, Svg};
 use zero_to_r1::error::{Error, Result};
 use zero_to_r1::lm::checkpoint;
 use zero_to_r1::lm::config::{GrpoLmConfig, LmConfig};
@@ -569,16 +569,13 @@ pub fn figures(r: &ZeroRecord) -> Result<Vec<(&'static str, Svg)>> {
     }
     out.push((
         "checks",
-        learning_curves_at(
+        learning_curves(
             &x,
             &checks,
-            (
-                "Checks: how often the sampled responses check, and how often they are right",
-                "GRPO step",
-                &format!("% (moving average over {w} steps)"),
-            ),
+            "Checks: how often the sampled responses check, and how often they are right",
+            "GRPO step",
+            &format!("% (moving average over {w} steps)"),
             None,
-            Legend::UpperLeft,
         )?,
     ));
     let mut lengths = Vec::new();
@@ -595,16 +592,13 @@ pub fn figures(r: &ZeroRecord) -> Result<Vec<(&'static str, Svg)>> {
     }
     out.push((
         "routes_length",
-        learning_curves_at(
+        learning_curves(
             &x,
             &lengths,
-            (
-                "Mean length of the sampled responses, GRPO against Dr. GRPO",
-                "GRPO step",
-                &format!("tokens (moving average over {w} steps)"),
-            ),
+            "Mean length of the sampled responses, GRPO against Dr. GRPO",
+            "GRPO step",
+            &format!("tokens (moving average over {w} steps)"),
             None,
-            Legend::UpperRight,
         )?,
     ));
     Ok(out)

@@ -64,6 +64,43 @@ fn cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
+/// An exercise's task with its subscripts set as subscripts, for the book's table: a single
+/// letter followed by `_x` or `_{…}` (`G_t`, `r_{t+1}`, `π_ref`) gets `<sub>`; names with
+/// underscores (`old_logp`) and code spans are left as they are.
+pub fn subscripts_as_html(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut in_code = false;
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '`' {
+            in_code = !in_code;
+        }
+        let starts_word = i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if !in_code && c.is_alphabetic() && starts_word && chars.get(i + 1) == Some(&'_') {
+            let rest = &chars[i + 2..];
+            let sub: Option<(String, usize)> = if rest.first() == Some(&'{') {
+                rest.iter()
+                    .position(|&x| x == '}')
+                    .map(|end| (rest[1..end].iter().collect(), end + 1))
+            } else {
+                let n = rest.iter().take_while(|x| x.is_alphanumeric()).count();
+                (n > 0).then(|| (rest[..n].iter().collect(), n))
+            };
+            if let Some((sub, used)) = sub {
+                out.push(c);
+                out.push_str(&format!("<sub>{sub}</sub>"));
+                i += 2 + used;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
 fn marker_error(file: &Path, line: usize, why: impl Into<String>) -> Error {
     Error::Book {
         file: file.to_path_buf(),
@@ -307,7 +344,7 @@ pub fn exercise_table(exercises: &[Exercise]) -> String {
             "| {} | {} | {}<br>`{}` in `{}` |\n",
             e.id,
             e.points,
-            cell(&e.task),
+            cell(&subscripts_as_html(&e.task)),
             e.function,
             e.file.display()
         ));
@@ -360,13 +397,14 @@ pub struct Handout {
 }
 
 /// What goes into a handout besides the source folders: files and folders copied as they are.
-const COPIED: [&str; 7] = [
+const COPIED: [&str; 8] = [
     "Cargo.toml",
     "Cargo.lock",
     "gridworld",
     "course",
     "book/src",
     "book/book.toml",
+    "book/theme",
     "tests",
 ];
 

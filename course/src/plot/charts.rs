@@ -2,26 +2,97 @@
 
 use plotters::prelude::*;
 
-use super::{figure, DrawResult, Svg};
+use super::{figure, Area, DrawResult, Svg, PAD};
 use zero_to_r1::error::{Error, Result};
 
-/// A legend entry for a line of the given colour.
-fn swatch(colour: RGBColor) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
-    move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2))
+/// Text sizes, in pixels: the figures are shown at about their own width, beside 16 px text.
+const CAPTION_FONT: u32 = 18;
+const AXIS_FONT: u32 = 16;
+const TICK_FONT: u32 = 15;
+
+/// How a legend entry's key is drawn: a line, or a shaded band.
+#[derive(Clone, Copy)]
+enum Key {
+    Line(RGBColor),
+    Band(RGBColor),
 }
 
-/// Draws the chart's legend in a framed box.
-fn legend<'a, 'b: 'a, CT: plotters::coord::CoordTranslate>(
-    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
-    position: SeriesLabelPosition,
-) -> DrawResult {
-    chart
-        .configure_series_labels()
-        .position(position)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
+/// A chart's legend: drawn in a strip under the chart, where it never hides the data.
+type LegendEntries = Vec<(String, Key)>;
+
+const LEGEND_ROW: i32 = 26;
+
+/// The legend's entries, row by row, as many to a row as fit in `width` pixels.
+fn legend_rows(entries: &LegendEntries, width: i32) -> Vec<Vec<usize>> {
+    // Sans-serif text is about 0.55 em wide per character.
+    let entry_width =
+        |label: &str| 34 + (label.chars().count() as f64 * 0.55 * TICK_FONT as f64) as i32 + 22;
+    let mut rows: Vec<Vec<usize>> = Vec::new();
+    let mut used = width;
+    for (k, (label, _)) in entries.iter().enumerate() {
+        let w = entry_width(label);
+        if used + w > width - 2 * PAD {
+            rows.push(Vec::new());
+            used = 0;
+        }
+        rows.last_mut().expect("a row was pushed").push(k);
+        used += w;
+    }
+    rows
+}
+
+fn draw_legend(area: &Area, entries: &LegendEntries, rows: &[Vec<usize>]) -> DrawResult {
+    let font = ("sans-serif", TICK_FONT).into_font().color(&BLACK);
+    for (r, row) in rows.iter().enumerate() {
+        let y = 8 + r as i32 * LEGEND_ROW + LEGEND_ROW / 2;
+        let mut x = PAD + 50;
+        for &k in row {
+            let (label, key) = &entries[k];
+            match *key {
+                Key::Line(c) => area.draw(&PathElement::new(
+                    vec![(x, y), (x + 26, y)],
+                    c.stroke_width(3),
+                ))?,
+                Key::Band(c) => area.draw(&Rectangle::new(
+                    [(x, y - 6), (x + 26, y + 6)],
+                    c.mix(0.35).filled(),
+                ))?,
+            }
+            area.draw(&Text::new(
+                label.clone(),
+                (x + 34, y - TICK_FONT as i32 / 2 - 1),
+                font.clone(),
+            ))?;
+            x += 34 + (label.chars().count() as f64 * 0.55 * TICK_FONT as f64) as i32 + 22;
+        }
+    }
     Ok(())
+}
+
+/// A chart of `size` with its legend in a strip under it (the figure grows by the strip).
+fn chart_figure(
+    size: (u32, u32),
+    entries: &LegendEntries,
+    draw: impl FnOnce(&Area) -> DrawResult,
+) -> Result<Svg> {
+    let rows = legend_rows(entries, size.0 as i32);
+    let strip = if entries.is_empty() {
+        0
+    } else {
+        16 + rows.len() as u32 * LEGEND_ROW as u32
+    };
+    figure((size.0, size.1 + strip), |root| {
+        let (chart, legend) = root.split_vertically(size.1);
+        draw(&chart)?;
+        draw_legend(&legend, entries, &rows)
+    })
+}
+
+/// Decimals for tick labels over a span: as many as the tick spacing needs (whole numbers
+/// print as whole numbers).
+fn tick_decimals(span: f64) -> usize {
+    let step = span.abs().max(1e-12) / 8.0;
+    (-step.log10()).ceil().clamp(0.0, 4.0) as usize
 }
 
 /// A vertical marker on a histogram: a value, its legend label and its colour.
@@ -89,9 +160,13 @@ pub fn histogram(
     };
     let (edges, width, counts) = bin_counts(samples, bins, lo, hi);
     let top = *counts.iter().max().unwrap_or(&1) as f64 * 1.1;
-    figure((640, 360), |root| {
+    let entries: LegendEntries = markers
+        .iter()
+        .map(|m| (m.label.clone(), Key::Line(m.colour)))
+        .collect();
+    chart_figure((640, 360), &entries, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption(caption, ("sans-serif", 17))
+            .caption(caption, ("sans-serif", CAPTION_FONT))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
@@ -99,6 +174,8 @@ pub fn histogram(
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .label_style(("sans-serif", TICK_FONT))
+            .axis_desc_style(("sans-serif", AXIS_FONT))
             .x_desc(x_label)
             .y_desc("episodes")
             .x_label_formatter(&|x| format!("{x:.0}"))
@@ -115,16 +192,10 @@ pub fn histogram(
         for (i, m) in markers.iter().enumerate() {
             let colour = m.colour;
             let width = 2 + 3 * (markers.len() - 1 - i) as u32;
-            chart
-                .draw_series(LineSeries::new(
-                    vec![(m.value, 0.0), (m.value, top)],
-                    colour.stroke_width(width),
-                ))?
-                .label(m.label.clone())
-                .legend(swatch(colour));
-        }
-        if !markers.is_empty() {
-            legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
+            chart.draw_series(LineSeries::new(
+                vec![(m.value, 0.0), (m.value, top)],
+                colour.stroke_width(width),
+            ))?;
         }
         Ok(())
     })
@@ -162,48 +233,42 @@ pub fn running_mean(samples: &[f64], exact: f64, caption: &str) -> Result<Svg> {
     let lo = points.iter().map(|p| p.1 - 2.0 * p.2).fold(exact, f64::min);
     let hi = points.iter().map(|p| p.1 + 2.0 * p.2).fold(exact, f64::max);
     let margin = 0.05 * (hi - lo).max(1e-9);
-    figure((640, 360), |root| {
+    let (band, red) = (RGBColor(120, 150, 190), RGBColor(192, 57, 43));
+    let entries: LegendEntries = vec![
+        ("± 2 standard errors".to_string(), Key::Band(band)),
+        ("running mean of returns".to_string(), Key::Line(BLACK)),
+        (format!("exact J = {exact:.2}"), Key::Line(red)),
+    ];
+    chart_figure((640, 360), &entries, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption(caption, ("sans-serif", 17))
+            .caption(caption, ("sans-serif", CAPTION_FONT))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
             .build_cartesian_2d((2.0..n as f64).log_scale(), lo - margin..hi + margin)?;
         chart
             .configure_mesh()
+            .label_style(("sans-serif", TICK_FONT))
+            .axis_desc_style(("sans-serif", AXIS_FONT))
             .x_desc("episodes")
             .y_desc("estimate of J")
             .x_label_formatter(&|x| format!("{x:.0}"))
             .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
-        let band = RGBColor(120, 150, 190);
         let mut outline: Vec<(f64, f64)> = points.iter().map(|p| (p.0, p.1 + 2.0 * p.2)).collect();
         outline.extend(points.iter().rev().map(|p| (p.0, p.1 - 2.0 * p.2)));
-        chart
-            .draw_series(std::iter::once(Polygon::new(
-                outline,
-                band.mix(0.35).filled(),
-            )))?
-            .label("± 2 standard errors")
-            .legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 18, y + 5)], band.mix(0.35).filled())
-            });
-        chart
-            .draw_series(LineSeries::new(
-                points.iter().map(|p| (p.0, p.1)),
-                BLACK.stroke_width(2),
-            ))?
-            .label("running mean of returns")
-            .legend(swatch(BLACK));
-        let red = RGBColor(192, 57, 43);
-        chart
-            .draw_series(LineSeries::new(
-                vec![(2.0, exact), (n as f64, exact)],
-                red.stroke_width(2),
-            ))?
-            .label(format!("exact J = {exact:.2}"))
-            .legend(swatch(red));
-        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+        chart.draw_series(std::iter::once(Polygon::new(
+            outline,
+            band.mix(0.35).filled(),
+        )))?;
+        chart.draw_series(LineSeries::new(
+            points.iter().map(|p| (p.0, p.1)),
+            BLACK.stroke_width(2),
+        ))?;
+        chart.draw_series(LineSeries::new(
+            vec![(2.0, exact), (n as f64, exact)],
+            red.stroke_width(2),
+        ))?;
         Ok(())
     })
 }
@@ -238,23 +303,32 @@ pub fn learning_curves(
     y_label: &str,
     reference: Option<(f64, &str)>,
 ) -> Result<Svg> {
-    let labels = (caption, x_label, y_label);
-    learning_curves_at(x, series, labels, reference, Legend::LowerRight)
+    curves_figure(x, series, (caption, x_label, y_label), reference, None)
 }
 
-/// Where a figure's legend goes: into a corner its curves leave empty.
-pub type Legend = SeriesLabelPosition;
-
-/// [`learning_curves`] with the legend in the corner `legend`; `labels` are the caption and
-/// the two axis labels.
-pub fn learning_curves_at(
+/// [`learning_curves`] with a second panel under the first that shows only `x ≤ zoom_until`:
+/// for runs that do most of their learning early, where the full range squeezes it against
+/// the axis.
+pub fn learning_curves_zoomed(
     x: &[f64],
     series: &[Curves],
     labels: (&str, &str, &str),
     reference: Option<(f64, &str)>,
-    legend_at: Legend,
+    zoom_until: f64,
 ) -> Result<Svg> {
-    let (caption, x_label, y_label) = labels;
+    curves_figure(x, series, labels, reference, Some(zoom_until))
+}
+
+/// Per x position of each series: (mean, lowest, highest) over its runs.
+type Stats = Vec<Vec<(f64, f64, f64)>>;
+
+fn curves_figure(
+    x: &[f64],
+    series: &[Curves],
+    (caption, x_label, y_label): (&str, &str, &str),
+    reference: Option<(f64, &str)>,
+    zoom_until: Option<f64>,
+) -> Result<Svg> {
     if x.is_empty() || series.is_empty() {
         return Err(Error::invalid("learning curves", "nothing to plot"));
     }
@@ -272,7 +346,7 @@ pub fn learning_curves_at(
             ));
         }
     }
-    let stats: Vec<Vec<(f64, f64, f64)>> = series
+    let stats: Stats = series
         .iter()
         .map(|s| {
             (0..x.len())
@@ -286,103 +360,177 @@ pub fn learning_curves_at(
                 .collect()
         })
         .collect();
-    let mut y_lo = stats.iter().flatten().map(|p| p.1).fold(f64::MAX, f64::min);
-    let mut y_hi = stats.iter().flatten().map(|p| p.2).fold(f64::MIN, f64::max);
-    if let Some((r, _)) = reference {
-        y_lo = y_lo.min(r);
-        y_hi = y_hi.max(r);
+    let mut entries: LegendEntries = series
+        .iter()
+        .enumerate()
+        .map(|(k, s)| {
+            let label = if s.runs.len() > 1 {
+                format!("{} ({} runs)", s.label, s.runs.len())
+            } else {
+                s.label.clone()
+            };
+            (label, Key::Line(PALETTE[k % PALETTE.len()]))
+        })
+        .collect();
+    if let Some((_, label)) = reference {
+        entries.push((label.to_string(), Key::Line(BLACK)));
     }
-    let pad = 0.04 * (y_hi - y_lo).max(1e-9);
     let (x0, x1) = (x[0], x[x.len() - 1].max(x[0] + 1e-9));
-    // Whole numbers for wide ranges (episodes, returns), two decimals for narrow ones.
-    let decimals = |span: f64| if span > 20.0 { 0 } else { 2 };
-    let (xd, yd) = (decimals(x1 - x0), decimals(y_hi - y_lo));
-    figure((720, 420), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, ("sans-serif", 17))
+    let zoom = zoom_until.filter(|&z| z > x0 && z < x1);
+    let (full, zoomed) = (420, 320);
+    let height = full + zoom.map_or(0, |_| zoomed);
+    chart_figure((720, height), &entries, |root| {
+        let (top, bottom) = root.split_vertically(full);
+        let panel = Panel {
+            x,
+            stats: &stats,
+            reference: reference.map(|r| r.0),
+            y_label,
+        };
+        panel.draw(&top, x0..x1, caption, x_label)?;
+        if let Some(z) = zoom {
+            let zoom_caption = format!("The same, zoomed in: {x_label} up to {z}");
+            panel.draw(&bottom, x0..z, &zoom_caption, x_label)?;
+        }
+        Ok(())
+    })
+}
+
+/// The curves of one figure, drawn into a panel over an x range.
+struct Panel<'a> {
+    x: &'a [f64],
+    stats: &'a Stats,
+    reference: Option<f64>,
+    y_label: &'a str,
+}
+
+impl Panel<'_> {
+    fn draw(
+        &self,
+        area: &Area,
+        xs: std::ops::Range<f64>,
+        caption: &str,
+        x_label: &str,
+    ) -> DrawResult {
+        // Only the points inside the range.
+        let first = self.x.iter().position(|&v| v >= xs.start).unwrap_or(0);
+        let last = self
+            .x
+            .iter()
+            .rposition(|&v| v <= xs.end)
+            .unwrap_or(first)
+            .max(first);
+        let (x, k) = (&self.x[first..=last], first..=last);
+        let points = || self.stats.iter().flat_map(|st| st[k.clone()].iter());
+        let mut y_lo = points().map(|p| p.1).fold(f64::MAX, f64::min);
+        let mut y_hi = points().map(|p| p.2).fold(f64::MIN, f64::max);
+        if let Some(r) = self.reference {
+            y_lo = y_lo.min(r);
+            y_hi = y_hi.max(r);
+        }
+        let pad = 0.04 * (y_hi - y_lo).max(1e-9);
+        let (xd, yd) = (tick_decimals(xs.end - xs.start), tick_decimals(y_hi - y_lo));
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", CAPTION_FONT))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(56)
-            .build_cartesian_2d(x0..x1, y_lo - pad..y_hi + pad)?;
+            .build_cartesian_2d(xs.clone(), y_lo - pad..y_hi + pad)?;
         chart
             .configure_mesh()
+            .label_style(("sans-serif", TICK_FONT))
+            .axis_desc_style(("sans-serif", AXIS_FONT))
             .x_desc(x_label)
-            .y_desc(y_label)
+            .y_desc(self.y_label)
             .x_label_formatter(&|v| format!("{v:.xd$}"))
             .y_label_formatter(&|v| format!("{v:.yd$}"))
             .draw()?;
-        for (k, (s, st)) in series.iter().zip(&stats).enumerate() {
-            let colour = PALETTE[k % PALETTE.len()];
+        for (c, st) in self.stats.iter().enumerate() {
+            let st = &st[k.clone()];
+            let colour = PALETTE[c % PALETTE.len()];
             let mut band: Vec<(f64, f64)> = x.iter().zip(st).map(|(&xv, p)| (xv, p.2)).collect();
             band.extend(x.iter().zip(st).rev().map(|(&xv, p)| (xv, p.1)));
             chart.draw_series(std::iter::once(Polygon::new(
                 band,
                 colour.mix(0.18).filled(),
             )))?;
-            chart
-                .draw_series(LineSeries::new(
-                    x.iter().zip(st).map(|(&xv, p)| (xv, p.0)),
-                    colour.stroke_width(2),
-                ))?
-                .label(if s.runs.len() > 1 {
-                    format!("{} ({} runs)", s.label, s.runs.len())
-                } else {
-                    s.label.clone()
-                })
-                .legend(swatch(colour));
+            chart.draw_series(LineSeries::new(
+                x.iter().zip(st).map(|(&xv, p)| (xv, p.0)),
+                colour.stroke_width(2),
+            ))?;
+            // Few x positions are separate measurements (values of λ, say): mark each one.
+            if self.x.len() <= 25 {
+                chart.draw_series(
+                    x.iter()
+                        .zip(st)
+                        .map(|(&xv, p)| Circle::new((xv, p.0), 4, colour.filled())),
+                )?;
+            }
         }
-        if let Some((r, label)) = reference {
-            chart
-                .draw_series(LineSeries::new(
-                    vec![(x0, r), (x1, r)],
-                    BLACK.stroke_width(1),
-                ))?
-                .label(label.to_string())
-                .legend(swatch(BLACK));
+        if let Some(r) = self.reference {
+            chart.draw_series(LineSeries::new(
+                vec![(xs.start, r), (xs.end, r)],
+                BLACK.stroke_width(1),
+            ))?;
         }
-        legend(&mut chart, legend_at)?;
         Ok(())
-    })
+    }
 }
 // ANCHOR_END: learning_curves
 
 // ANCHOR: bar_chart
-/// Horizontal bars on a logarithmic axis, one per label, for positive quantities that span
-/// orders of magnitude (like variances).
-pub fn log_bar_chart(
+/// One dot per label on a logarithmic axis, with a whisker of ± 2 standard errors, for positive
+/// quantities that span orders of magnitude (like variances). Dots, not bars: on a log axis a
+/// bar's length depends on where the axis happens to start.
+pub fn log_dot_chart(
     labels: &[String],
     values: &[f64],
+    standard_errors: &[f64],
     caption: &str,
     x_label: &str,
 ) -> Result<Svg> {
-    if labels.len() != values.len() || labels.is_empty() {
-        return Err(Error::invalid("bar chart", "needs one value per label"));
-    }
-    if values.iter().any(|v| !v.is_finite() || *v <= 0.0) {
+    if labels.len() != values.len() || labels.len() != standard_errors.len() || labels.is_empty() {
         return Err(Error::invalid(
-            "bar chart",
-            "values must be positive finite numbers",
+            "dot chart",
+            "needs one value and one standard error per label",
         ));
     }
-    let lo = values.iter().copied().fold(f64::MAX, f64::min);
-    let hi = values.iter().copied().fold(f64::MIN, f64::max);
+    if values.iter().any(|v| !v.is_finite() || *v <= 0.0)
+        || standard_errors.iter().any(|e| !e.is_finite() || *e < 0.0)
+    {
+        return Err(Error::invalid(
+            "dot chart",
+            "values must be positive finite numbers, standard errors finite and not negative",
+        ));
+    }
+    // A whisker's lower end is kept above zero (the axis is logarithmic).
+    let low = |k: usize| (values[k] - 2.0 * standard_errors[k]).max(values[k] / 10.0);
+    let high = |k: usize| values[k] + 2.0 * standard_errors[k];
+    let lo = (0..values.len()).map(low).fold(f64::MAX, f64::min);
+    let hi = (0..values.len()).map(high).fold(f64::MIN, f64::max);
     let (x0, x1) = (
         10f64.powf(lo.log10().floor()),
         10f64.powf(hi.log10().ceil()),
     );
     let n = labels.len();
-    let h = 80 + 46 * n as u32;
-    figure((720, h), |root| {
+    let h = 90 + 46 * n as u32;
+    let entries: LegendEntries = vec![(
+        "measured value, ± 2 standard errors".to_string(),
+        Key::Line(BLACK),
+    )];
+    chart_figure((720, h), &entries, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption(caption, ("sans-serif", 17))
+            .caption(caption, ("sans-serif", CAPTION_FONT))
             .margin(12)
             .margin_right(44)
-            .x_label_area_size(40)
-            .y_label_area_size(190)
+            .x_label_area_size(46)
+            .y_label_area_size(200)
             .build_cartesian_2d((x0..x1).log_scale(), 0.0..n as f64)?;
         chart
             .configure_mesh()
             .disable_y_mesh()
+            .label_style(("sans-serif", TICK_FONT))
+            .axis_desc_style(("sans-serif", AXIS_FONT))
             .x_desc(x_label)
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_labels(n * 2 + 1)
@@ -395,12 +543,48 @@ pub fn log_bar_chart(
                 }
             })
             .draw()?;
-        chart.draw_series(values.iter().enumerate().map(|(i, &v)| {
-            let row = (n - 1 - i) as f64;
+        for (i, &v) in values.iter().enumerate() {
+            let y = (n - 1 - i) as f64 + 0.5;
             let colour = PALETTE[i % PALETTE.len()];
-            Rectangle::new([(x0, row + 0.2), (v, row + 0.8)], colour.filled())
-        }))?;
+            let whisker = colour.stroke_width(2);
+            chart.draw_series(LineSeries::new(vec![(low(i), y), (high(i), y)], whisker))?;
+            for end in [low(i), high(i)] {
+                chart.draw_series(LineSeries::new(
+                    vec![(end, y - 0.15), (end, y + 0.15)],
+                    whisker,
+                ))?;
+            }
+            chart.draw_series(std::iter::once(Circle::new((v, y), 6, colour.filled())))?;
+        }
         Ok(())
     })
 }
 // ANCHOR_END: bar_chart
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tick_decimals_follow_the_tick_spacing() {
+        // A span of 14 has ticks about 2 apart: whole numbers, not "14.00".
+        assert_eq!(tick_decimals(14.0), 0);
+        assert_eq!(tick_decimals(2400.0), 0);
+        assert_eq!(tick_decimals(3.0), 1); // ticks about 0.4 apart
+        assert_eq!(tick_decimals(0.06), 3); // about 0.0075 apart
+        assert_eq!(tick_decimals(0.0), 4); // capped
+    }
+
+    #[test]
+    fn legend_entries_wrap_into_rows_that_fit() {
+        let entries: LegendEntries = ["a", "bb", "a much longer label than the others"]
+            .iter()
+            .map(|l| (l.to_string(), Key::Line(BLACK)))
+            .collect();
+        assert_eq!(legend_rows(&entries, 720), vec![vec![0, 1, 2]]);
+        assert_eq!(legend_rows(&entries, 300), vec![vec![0, 1], vec![2]]);
+        // An entry wider than the figure still gets a row of its own.
+        assert_eq!(legend_rows(&entries, 100), vec![vec![0], vec![1], vec![2]]);
+        assert!(legend_rows(&Vec::new(), 720).is_empty());
+    }
+}

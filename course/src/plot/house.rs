@@ -9,7 +9,10 @@ use super::{centred, figure, title, Area, DrawResult, Svg, PAD};
 use zero_to_r1::error::{Error, Result};
 
 const CELL: i32 = 56;
-const TOP: i32 = 34;
+/// Room above the grid for the title and the column numbers.
+const TOP: i32 = 50;
+/// Room left of the grid for the row numbers.
+const LEFT: i32 = PAD + 20;
 
 fn cell_colour(cell: Cell) -> RGBColor {
     match cell {
@@ -33,7 +36,45 @@ fn cell_label(cell: Cell) -> &'static str {
 /// Top-left pixel of a cell.
 fn corner(house: &House, i: usize) -> (i32, i32) {
     let (r, c) = house.pos(i);
-    (PAD + c as i32 * CELL, TOP + r as i32 * CELL)
+    (LEFT + c as i32 * CELL, TOP + r as i32 * CELL)
+}
+
+/// Row numbers left of the grid and column numbers above it, as the text names cells: (row,
+/// column), counted from 0 at the top left.
+fn draw_indices(root: &Area, house: &House) -> DrawResult {
+    let grey = RGBColor(110, 104, 96);
+    for c in 0..house.cols() as i32 {
+        root.draw(&Text::new(
+            c.to_string(),
+            (LEFT + c * CELL + CELL / 2, TOP - 8),
+            centred(13, &grey),
+        ))?;
+    }
+    for r in 0..house.rows() as i32 {
+        root.draw(&Text::new(
+            r.to_string(),
+            (LEFT - 10, TOP + r * CELL + CELL / 2),
+            centred(13, &grey),
+        ))?;
+    }
+    Ok(())
+}
+
+/// A broom or a bathtub under a heatmap colour: a corner of the cell in the kind's colour.
+fn draw_kind_tag(root: &Area, (x, y): (i32, i32), cell: Cell) -> DrawResult {
+    let corner = vec![
+        (x + 1, y + CELL - 1),
+        (x + 19, y + CELL - 1),
+        (x + 1, y + CELL - 19),
+    ];
+    root.draw(&Polygon::new(corner.clone(), cell_colour(cell).filled()))?;
+    let mut outline = corner;
+    outline.push(outline[0]);
+    root.draw(&PathElement::new(
+        outline,
+        RGBColor(40, 40, 40).stroke_width(1),
+    ))?;
+    Ok(())
 }
 
 fn draw_cell(root: &Area, house: &House, i: usize, fill: RGBColor) -> DrawResult {
@@ -73,10 +114,11 @@ fn draw_cat(root: &Area, house: &House, i: usize) -> DrawResult {
 /// The house as a picture: each cell coloured by kind, start cells marked, and the cat
 /// drawn on `cat` (or on the first start cell if `None`).
 pub fn house_figure(house: &House, cat: Option<usize>, caption: &str) -> Result<Svg> {
-    let w = (2 * PAD + CELL * house.cols() as i32) as u32;
+    let w = (LEFT + PAD + CELL * house.cols() as i32) as u32;
     let h = (TOP + PAD + CELL * house.rows() as i32) as u32;
     figure((w, h), |root| {
         title(root, caption)?;
+        draw_indices(root, house)?;
         for (i, &cell) in house.cells().iter().enumerate() {
             draw_cell(root, house, i, cell_colour(cell))?;
             let (x, y) = corner(house, i);
@@ -145,10 +187,11 @@ pub fn value_figure(
             (a.min(values[i]), b.max(values[i]))
         });
     let bar = 90;
-    let w = (2 * PAD + CELL * house.cols() as i32 + bar) as u32;
-    let h = (TOP + PAD + CELL * house.rows() as i32).max(TOP + 160) as u32;
+    let w = (LEFT + PAD + CELL * house.cols() as i32 + bar) as u32;
+    let h = (TOP + PAD + CELL * house.rows() as i32).max(TOP + 220) as u32;
     figure((w, h), |root| {
         title(root, caption)?;
+        draw_indices(root, house)?;
         for i in 0..n {
             let cell = house.cells()[i];
             let (x, y) = corner(house, i);
@@ -169,6 +212,9 @@ pub fn value_figure(
                 1.0
             };
             draw_cell(root, house, i, ViridisRGB::get_color(t as f32))?;
+            if matches!(cell, Cell::Broom | Cell::Bathtub) {
+                draw_kind_tag(root, (x, y), cell)?;
+            }
             let ink = if t < 0.55 { WHITE } else { BLACK };
             let text_y = if policy.is_some() {
                 y + 13
@@ -191,8 +237,8 @@ pub fn value_figure(
                 )?;
             }
         }
-        // A colour bar on the right.
-        let x0 = PAD + CELL * house.cols() as i32 + 24;
+        // A colour bar on the right, and the key to the corner tags under it.
+        let x0 = LEFT + CELL * house.cols() as i32 + 24;
         let (y0, y1) = (TOP + 14, TOP + 134);
         for k in 0..(y1 - y0) {
             let t = 1.0 - k as f32 / (y1 - y0 - 1) as f32;
@@ -201,13 +247,22 @@ pub fn value_figure(
                 ViridisRGB::get_color(t).filled(),
             ))?;
         }
-        let left = ("sans-serif", 11).into_font().color(&BLACK);
+        let left = ("sans-serif", 13).into_font().color(&BLACK);
         root.draw(&Text::new(
             format!("{hi:.1}"),
             (x0 + 20, y0 - 4),
             left.clone(),
         ))?;
-        root.draw(&Text::new(format!("{lo:.1}"), (x0 + 20, y1 - 8), left))?;
+        root.draw(&Text::new(
+            format!("{lo:.1}"),
+            (x0 + 20, y1 - 8),
+            left.clone(),
+        ))?;
+        for (k, kind) in [Cell::Broom, Cell::Bathtub].into_iter().enumerate() {
+            let y = y1 + 22 + 26 * k as i32;
+            draw_kind_tag(root, (x0 - 2, y - CELL + 12), kind)?;
+            root.draw(&Text::new(cell_label(kind), (x0 + 22, y - 4), left.clone()))?;
+        }
         Ok(())
     })
 }

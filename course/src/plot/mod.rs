@@ -6,8 +6,8 @@ mod charts;
 mod house;
 
 pub use charts::{
-    bin_counts, histogram, learning_curves, learning_curves_at, log_bar_chart, running_mean,
-    Curves, Legend, Marker, PALETTE,
+    bin_counts, histogram, learning_curves, learning_curves_zoomed, log_dot_chart, running_mean,
+    Curves, Marker, PALETTE,
 };
 pub use house::{house_figure, value_figure};
 
@@ -45,6 +45,22 @@ impl Svg {
 
 /// Named figures, as experiments return them: (file stem, figure).
 pub type Figures = Vec<(&'static str, Svg)>;
+
+/// The figure called `name` among `figures` (a copy: a notebook cell that shows it can run
+/// again).
+pub fn named(figures: &[(&'static str, Svg)], name: &str) -> Result<Svg> {
+    figures
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, svg)| svg.clone())
+        .ok_or_else(|| {
+            let names: Vec<&str> = figures.iter().map(|(n, _)| *n).collect();
+            Error::invalid(
+                "figure",
+                format!("no figure called {name:?}; there are {names:?}"),
+            )
+        })
+}
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;

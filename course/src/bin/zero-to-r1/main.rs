@@ -118,7 +118,10 @@ enum Command {
     /// Regenerate the Jupyter notebooks (notebooks/*.ipynb) from the book's chapters.
     ///
     /// The book is the single source of every chapter: prose becomes markdown cells and
-    /// runnable `rust` blocks become code cells for the evcxr kernel.
+    /// runnable `rust` blocks become code cells for the evcxr kernel. The outputs recorded in
+    /// the notebooks (by `bash notebooks/record.sh`) are kept for every unchanged cell, and
+    /// what each block prints is written to book/src/generated/outputs/, which the book shows
+    /// under the block.
     Notebooks {
         /// The book's source folder.
         #[arg(long, default_value = "book/src")]
@@ -126,7 +129,9 @@ enum Command {
         /// Where the notebooks go.
         #[arg(long, default_value = "notebooks")]
         out: PathBuf,
-        /// Only compare: list notebooks that are out of date and fail if there are any.
+        /// Only compare: list notebooks and printed outputs that are out of date, blocks
+        /// without a recorded output and output blocks the book lacks, and fail if there are
+        /// any.
         #[arg(long)]
         check: bool,
     },
@@ -237,11 +242,20 @@ fn run(cli: Cli) -> Result<()> {
                 }
                 return Err(Error::invalid(
                     "notebooks",
-                    "out of date with the book; run `zero-to-r1 notebooks`",
+                    "out of date with the book or its recorded outputs (listed above)",
                 ));
             }
-            for name in notebook::write_all(&book, &out)? {
-                say!("wrote {}", out.join(name).display());
+            let (written, problems) = notebook::write_all(&book, &out)?;
+            say!(
+                "wrote {} files: the notebooks in {} and the printed outputs under {}",
+                written.len(),
+                out.display(),
+                book.join(notebook::OUTPUTS_DIR).display()
+            );
+            // Not errors yet (`--check` fails on them): a changed block waits for its output
+            // to be recorded again.
+            for p in &problems {
+                eprintln!("warning: {p}");
             }
             Ok(())
         }
