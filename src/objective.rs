@@ -207,7 +207,7 @@ pub fn clipped_surrogate_per_step(
 /// without bias (E_p[e^x] = 1), and every sample is ≥ 0, with 0 exactly where q(a) =
 /// p(a).
 pub fn k3(log_ratio: &Tensor) -> Result<Tensor> {
-    // ANCHOR: ex_5_2 (1 point) The k3 estimator (e^x − 1) − x of a KL divergence, elementwise, for log-ratios x.
+    // ANCHOR: ex_5_2 (1 point) The k3 estimator (eˣ − 1) − x of a KL divergence, elementwise, for log-ratios x.
     (log_ratio.exp()? - 1.0)? - log_ratio
     // ANCHOR_END: ex_5_2
 }

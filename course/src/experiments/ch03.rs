@@ -324,7 +324,8 @@ impl Ch03 {
     /// The measurements as a markdown table.
     pub fn table(&self) -> String {
         let mut s = String::from(
-            "| weighting | bias ‖E ĝ − ∇J‖ | bias expected from noise alone | variance E‖ĝ − E ĝ‖² | relative MSE E‖ĝ − ∇J‖² / ‖∇J‖² |\n|---|---|---|---|---|\n",
+            // Non-breaking spaces keep each formula on one line when a header wraps.
+            "| weighting | bias ‖E\u{a0}ĝ\u{a0}−\u{a0}∇J‖ | bias expected from noise alone | variance E‖ĝ\u{a0}−\u{a0}E\u{a0}ĝ‖² | relative MSE E‖ĝ\u{a0}−\u{a0}∇J‖²\u{a0}/\u{a0}‖∇J‖² |\n|---|---|---|---|---|\n",
         );
         for e in &self.stats {
             s.push_str(&format!(
@@ -338,7 +339,7 @@ impl Ch03 {
     /// The std-scaling comparison as a markdown table.
     pub fn scaling_table(&self) -> String {
         let mut s = String::from(
-            "| rewards × | ‖∇J‖ (exact) | ‖E ĝ‖ with (Gₜ − b)/σ̂ weights | cosine between them |\n|---|---|---|---|\n",
+            "| rewards × | ‖∇J‖ (exact) | ‖E\u{a0}ĝ‖ with (Gₜ\u{a0}−\u{a0}b)/σ̂ weights | cosine between them |\n|---|---|---|---|\n",
         );
         for r in &self.scaling {
             s.push_str(&format!(
