@@ -34,6 +34,9 @@
 //! ````
 //!
 //! Such an output block is left out of the notebook, which shows the real output instead.
+//! A block that draws a figure has it right under it (under its output block, if any), in a
+//! `<!-- book-only -->` section: either a static copy the book keeps (from `zero-to-r1
+//! figures`) or the recorded figure, `book/src/generated/outputs/<chapter>/<NN>.svg`.
 
 use std::path::{Path, PathBuf};
 
@@ -363,6 +366,34 @@ pub struct BookBlock {
     pub line: usize,
     /// The `{{#include …}}` path of the output block right under it, if there is one.
     pub output_include: Option<String>,
+    /// The images of the book-only section right under it (or under its output block): the
+    /// figure it draws, as the book shows it.
+    pub figures: Vec<String>,
+}
+
+/// The `src` of every image in the `<!-- book-only -->` section that starts at the first
+/// non-blank line from `from`, if one does.
+fn book_only_images(lines: &[&str], from: usize) -> Vec<String> {
+    let Some(start) = (from..lines.len()).find(|&i| !lines[i].trim().is_empty()) else {
+        return Vec::new();
+    };
+    if lines[start].trim() != "<!-- book-only -->" {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    for line in &lines[start + 1..] {
+        if line.trim() == "<!-- /book-only -->" {
+            break;
+        }
+        let mut rest = *line;
+        while let Some(i) = rest.find("src=\"") {
+            let after = &rest[i + 5..];
+            let end = after.find('"').unwrap_or(after.len());
+            found.push(after[..end].to_string());
+            rest = &after[end..];
+        }
+    }
+    found
 }
 
 /// The runnable blocks of a chapter and the output blocks under them. An output block that
@@ -391,6 +422,7 @@ pub fn book_blocks(text: &str, file: &Path) -> Result<Vec<BookBlock>> {
                 number: blocks.len() + 1,
                 line: open + 1,
                 output_include: None,
+                figures: book_only_images(&lines, close + 1),
             });
             after_runnable = Some(close + 1);
         } else if is_output_fence(line) {
@@ -421,6 +453,7 @@ pub fn book_blocks(text: &str, file: &Path) -> Result<Vec<BookBlock>> {
                 )
             })?;
             block.output_include = Some(include);
+            block.figures = book_only_images(&lines, close + 1);
             after_runnable = None;
         } else {
             after_runnable = None;
@@ -433,6 +466,11 @@ pub fn book_blocks(text: &str, file: &Path) -> Result<Vec<BookBlock>> {
 /// The include path of block `number`'s output in chapter `stem`, relative to the book's source.
 pub fn output_path(stem: &str, number: usize) -> String {
     format!("{OUTPUTS_DIR}/{stem}/{number:02}.txt")
+}
+
+/// The path of the figure block `number` of chapter `stem` draws, relative to the book's source.
+pub fn output_figure_path(stem: &str, number: usize) -> String {
+    format!("{OUTPUTS_DIR}/{stem}/{number:02}.svg")
 }
 
 /// The text of a JSON notebook field that is either a string or a list of strings.
@@ -466,6 +504,14 @@ pub fn printed_text(outputs: &[Value]) -> Option<String> {
     }
     let text = text.trim_end();
     (!text.trim().is_empty()).then(|| format!("{text}\n"))
+}
+
+/// The first figure (SVG) a code cell drew, if it drew one.
+pub fn drawn_figure(outputs: &[Value]) -> Option<String> {
+    outputs
+        .iter()
+        .find_map(|out| out["data"].get("image/svg+xml"))
+        .map(joined)
 }
 
 /// A code cell of a committed notebook: its source, outputs and execution count.
@@ -673,6 +719,30 @@ pub fn generate(book_src: &Path, recorded: Option<&Path>) -> Result<Generated> {
                 }
                 if let Some(text) = printed {
                     generated.outputs.push((expected, text));
+                }
+                // A figure the block draws is shown under it: a static copy the book keeps
+                // (from `figures`), or the recorded one.
+                let drawn = drawn_figure(cell.outputs.as_array().map_or(&[], Vec::as_slice));
+                let recorded_figure = output_figure_path(stem, block.number);
+                let shows_recorded = block.figures.contains(&recorded_figure);
+                match (&drawn, block.figures.is_empty()) {
+                    (Some(svg), false) => {
+                        if shows_recorded {
+                            generated.outputs.push((recorded_figure, svg.clone()));
+                        }
+                    }
+                    (Some(_), true) => generated.problems.push(format!(
+                        "{place}: block {} draws a figure; show it under the block:\n\
+                         <!-- book-only -->\n<figure>\n<img src=\"{recorded_figure}\" \
+                         alt=\"Figure …\">\n<figcaption><strong>Figure ….</strong> …\
+                         </figcaption>\n</figure>\n<!-- /book-only -->",
+                        block.number
+                    )),
+                    (None, _) if shows_recorded => generated.problems.push(format!(
+                        "{place}: block {} draws no figure; remove {recorded_figure} under it",
+                        block.number
+                    )),
+                    (None, _) => {}
                 }
             }
         }

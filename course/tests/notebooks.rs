@@ -168,22 +168,27 @@ fn chapters_without_code_get_no_notebook() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A recorded code cell: its source and what it printed.
-fn recorded_cell(source: &str, stdout: &str, count: u32) -> serde_json::Value {
+/// A recorded code cell: its source, what it printed and the figure it drew.
+fn recorded_cell(source: &str, stdout: &str, svg: Option<&str>, count: u32) -> serde_json::Value {
+    let mut outputs = vec![serde_json::json!(
+        {"output_type": "stream", "name": "stdout", "text": stdout}
+    )];
+    if let Some(svg) = svg {
+        outputs.push(serde_json::json!(
+            {"output_type": "execute_result", "execution_count": count, "metadata": {},
+             "data": {"image/svg+xml": svg, "text/plain": "Figure"}}
+        ));
+    }
     serde_json::json!({
         "cell_type": "code", "execution_count": count, "metadata": {},
-        "outputs": [
-            {"output_type": "stream", "name": "stdout", "text": stdout},
-            {"output_type": "execute_result", "execution_count": count, "metadata": {},
-             "data": {"image/svg+xml": "<svg/>", "text/plain": "Figure"}}
-        ],
+        "outputs": outputs,
         "source": source,
     })
 }
 
 #[test]
 fn recorded_outputs_are_kept_shown_in_the_book_and_dropped_when_a_cell_changes() {
-    use course::notebook::{generate, output_path, OUTPUT_FENCE};
+    use course::notebook::{generate, output_figure_path, output_path, OUTPUT_FENCE};
     let dir = scratch("outputs");
     let (book, nbs) = (dir.join("src"), dir.join("notebooks"));
     std::fs::create_dir_all(&book).unwrap();
@@ -191,8 +196,10 @@ fn recorded_outputs_are_kept_shown_in_the_book_and_dropped_when_a_cell_changes()
     let chapter = |second: &str, with_output_block: bool| {
         let out = if with_output_block {
             format!(
-                "{OUTPUT_FENCE}\n{{{{#include {}}}}}\n```\n",
-                output_path("01-a", 1)
+                "{OUTPUT_FENCE}\n{{{{#include {}}}}}\n```\n\n<!-- book-only -->\n\
+                 <img src=\"{}\" alt=\"F\">\n<!-- /book-only -->\n",
+                output_path("01-a", 1),
+                output_figure_path("01-a", 1)
             )
         } else {
             String::new()
@@ -223,15 +230,19 @@ fn recorded_outputs_are_kept_shown_in_the_book_and_dropped_when_a_cell_changes()
             .map(|l| l.as_str().unwrap())
             .collect();
         let printed = ["", "one\n", ""][k];
-        nb["cells"][i] = recorded_cell(&source, printed, k as u32 + 1);
+        let drawn = [None, Some("<svg>1</svg>"), None][k];
+        nb["cells"][i] = recorded_cell(&source, printed, drawn, k as u32 + 1);
     }
     std::fs::write(nbs.join("01-a.ipynb"), nb.to_string()).unwrap();
     let g = generate(&book, Some(&nbs)).unwrap();
     assert!(g.problems.is_empty(), "{:?}", g.problems);
-    // Block 1 printed "one" (its figure is not text); block 2 printed nothing.
+    // Block 1 printed "one" and drew a figure, which the book shows; block 2 did neither.
     assert_eq!(
         g.outputs,
-        vec![(output_path("01-a", 1), "one\n".to_string())]
+        vec![
+            (output_path("01-a", 1), "one\n".to_string()),
+            (output_figure_path("01-a", 1), "<svg>1</svg>".to_string())
+        ]
     );
     let kept: serde_json::Value = serde_json::from_str(&g.notebooks[0].1).unwrap();
     let counts: Vec<serde_json::Value> = kept["cells"]
@@ -250,11 +261,12 @@ fn recorded_outputs_are_kept_shown_in_the_book_and_dropped_when_a_cell_changes()
         ]
     );
 
-    // A block that prints needs its output block.
+    // A block that prints needs its output block, and one that draws needs its figure.
     std::fs::write(book.join("01-a.md"), chapter("let b = 2;", false)).unwrap();
     let g = generate(&book, Some(&nbs)).unwrap();
-    assert_eq!(g.problems.len(), 1, "{:?}", g.problems);
+    assert_eq!(g.problems.len(), 2, "{:?}", g.problems);
     assert!(g.problems[0].contains("block 1 prints; put its output under it"));
+    assert!(g.problems[1].contains("block 1 draws a figure; show it under the block"));
 
     // Changing the first block drops every recorded output from there on.
     std::fs::write(
@@ -301,6 +313,17 @@ fn output_blocks_must_sit_under_a_runnable_block() {
     assert_eq!((blocks[0].number, blocks[0].line), (1, 4));
     assert_eq!(blocks[0].output_include.as_deref(), Some("o.txt"));
     assert_eq!(blocks[1].output_include, None);
+    // The figure right under a block (or under its output block) is the one it draws; a
+    // figure after some prose is not.
+    let blocks = book_blocks(
+        "```rust\na\n```\n\n```text,output\n{{#include o.txt}}\n```\n\n<!-- book-only -->\n\
+         <figure>\n<img src=\"f.svg\" alt=\"x\">\n</figure>\n<!-- /book-only -->\n\
+         ```rust\nb\n```\n\nText.\n<!-- book-only -->\n<img src=\"g.svg\">\n<!-- /book-only -->\n",
+        f,
+    )
+    .unwrap();
+    assert_eq!(blocks[0].figures, vec!["f.svg".to_string()]);
+    assert!(blocks[1].figures.is_empty());
 }
 
 #[test]

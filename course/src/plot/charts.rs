@@ -88,11 +88,18 @@ fn chart_figure(
     })
 }
 
-/// Decimals for tick labels over a span: as many as the tick spacing needs (whole numbers
-/// print as whole numbers).
+/// Decimals for tick labels over a span: as many as the tick spacing needs, so that whole
+/// numbers print as whole numbers. The spacing is the one plotters picks for at most ten
+/// labels: the smallest of 1, 2 or 5 times a power of ten that is at least a tenth of the span.
 fn tick_decimals(span: f64) -> usize {
-    let step = span.abs().max(1e-12) / 8.0;
-    (-step.log10()).ceil().clamp(0.0, 4.0) as usize
+    let tenth = span.abs().max(1e-12) / 10.0;
+    let power = 10f64.powf(tenth.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|&s| s >= tenth * (1.0 - 1e-9))
+        .unwrap_or(10.0 * power);
+    (-step.log10() - 1e-9).ceil().clamp(0.0, 4.0) as usize
 }
 
 /// A vertical marker on a histogram: a value, its legend label and its colour.
@@ -567,11 +574,14 @@ mod tests {
 
     #[test]
     fn tick_decimals_follow_the_tick_spacing() {
-        // A span of 14 has ticks about 2 apart: whole numbers, not "14.00".
+        // A span of 14 has ticks 2 apart: whole numbers, not "14.00".
         assert_eq!(tick_decimals(14.0), 0);
+        assert_eq!(tick_decimals(7.5), 0); // ticks 1 apart: "13", not "13.0"
         assert_eq!(tick_decimals(2400.0), 0);
-        assert_eq!(tick_decimals(3.0), 1); // ticks about 0.4 apart
-        assert_eq!(tick_decimals(0.06), 3); // about 0.0075 apart
+        assert_eq!(tick_decimals(10.0), 0); // exactly 1 apart
+        assert_eq!(tick_decimals(3.0), 1); // 0.5 apart
+        assert_eq!(tick_decimals(0.9), 1); // 0.1 apart
+        assert_eq!(tick_decimals(0.06), 2); // 0.01 apart
         assert_eq!(tick_decimals(0.0), 4); // capped
     }
 
