@@ -253,7 +253,7 @@ fn cells(
             prose.push('\n');
             continue;
         }
-        if let Some(info) = trimmed.strip_prefix("```") {
+        if trimmed.starts_with("```") {
             let fence_line = i + 1;
             let mut body = Vec::new();
             let mut closed = false;
@@ -267,13 +267,11 @@ fn cells(
             if !closed {
                 return Err(book_error(file, fence_line, "code block is never closed"));
             }
-            let attrs: Vec<&str> = info.split(',').map(str::trim).collect();
-            let runnable = attrs.first() == Some(&"rust") && !attrs.contains(&"ignore");
             if is_output_fence(line) {
                 // The book's copy of a block's output: the notebook has the real one.
                 continue;
             }
-            if runnable {
+            if opens_runnable(line) {
                 flush(&mut prose, &mut cells, prose_line)?;
                 let code: Vec<&str> = body
                     .iter()

@@ -486,7 +486,9 @@ fn chapter9(dir: &Path, config: &TourConfig) -> Result<Stage> {
     lm.validate()?;
     let task = lm.task()?;
     let heldout = zero_to_r1::lm::eval::heldout(task.as_ref(), lm.eval.problems, 1).len();
-    let out = dir.join("ch09");
+    // The run gets a folder of its own (the stage's figure goes beside it), so that the
+    // tour can replace it when it runs again under the same name.
+    let out = dir.join("ch09/run");
     claim_folder(&out, true)?;
     let mut bars = Bars::new(config.progress);
     let (run, _) = r1_zero(

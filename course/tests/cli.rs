@@ -130,7 +130,7 @@ fn the_tour_writes_figures_metrics_and_an_index() {
         "ch08/sft_loss.svg",
         "ch08/sft/model.safetensors",
         "ch09/grpo_rollouts.svg",
-        "ch09/grpo/metrics.jsonl",
+        "ch09/run/grpo/metrics.jsonl",
     ] {
         assert!(run.join(f).is_file(), "{f} missing");
     }
@@ -168,6 +168,20 @@ fn the_tour_writes_figures_metrics_and_an_index() {
             "{path}: caption {alt:?}"
         );
     }
+    // The same tour again, into the same folder: it replaces the earlier run.
+    let again = bin()
+        .args(["tour", "--quiet", "--name", "t", "--sft-steps", "3"])
+        .args(["--lm-eval-problems", "4", "--grpo-steps", "2"])
+        .args(["--pretrain-steps", "3"])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        again.status.success(),
+        "a second tour under the same name failed: {}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let bad = bin()
         .args(["tour", "--quiet", "--name", "../x"])
         .output()

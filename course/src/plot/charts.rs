@@ -22,15 +22,18 @@ type LegendEntries = Vec<(String, Key)>;
 
 const LEGEND_ROW: i32 = 26;
 
+/// The width of a legend entry: its key, its label (sans-serif text is about 0.55 em wide per
+/// character) and the gap to the next entry.
+fn legend_entry_width(label: &str) -> i32 {
+    34 + (label.chars().count() as f64 * 0.55 * TICK_FONT as f64) as i32 + 22
+}
+
 /// The legend's entries, row by row, as many to a row as fit in `width` pixels.
 fn legend_rows(entries: &LegendEntries, width: i32) -> Vec<Vec<usize>> {
-    // Sans-serif text is about 0.55 em wide per character.
-    let entry_width =
-        |label: &str| 34 + (label.chars().count() as f64 * 0.55 * TICK_FONT as f64) as i32 + 22;
     let mut rows: Vec<Vec<usize>> = Vec::new();
     let mut used = width;
     for (k, (label, _)) in entries.iter().enumerate() {
-        let w = entry_width(label);
+        let w = legend_entry_width(label);
         if used + w > width - 2 * PAD {
             rows.push(Vec::new());
             used = 0;
@@ -63,7 +66,7 @@ fn draw_legend(area: &Area, entries: &LegendEntries, rows: &[Vec<usize>]) -> Dra
                 (x + 34, y - TICK_FONT as i32 / 2 - 1),
                 font.clone(),
             ))?;
-            x += 34 + (label.chars().count() as f64 * 0.55 * TICK_FONT as f64) as i32 + 22;
+            x += legend_entry_width(label);
         }
     }
     Ok(())
