@@ -105,14 +105,17 @@ fn show_and_solve_print_the_house_and_its_solution() {
 fn the_tour_writes_figures_metrics_and_an_index() {
     // Its own folder: other tests remove theirs while the tour runs.
     let dir = std::env::temp_dir().join(format!("z2r1-tour-{}", std::process::id()));
-    let out = bin()
-        .args(["tour", "--quiet", "--name", "t", "--sft-steps", "3"])
-        .args(["--lm-eval-problems", "4", "--grpo-steps", "2"])
-        .args(["--pretrain-steps", "3"])
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let tour = || {
+        bin()
+            .args(["tour", "--quiet", "--name", "t", "--sft-steps", "3"])
+            .args(["--lm-eval-problems", "4", "--grpo-steps", "2"])
+            .args(["--pretrain-steps", "3"])
+            .arg("--out")
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    let out = tour();
     assert!(
         out.status.success(),
         "{}",
@@ -169,14 +172,7 @@ fn the_tour_writes_figures_metrics_and_an_index() {
         );
     }
     // The same tour again, into the same folder: it replaces the earlier run.
-    let again = bin()
-        .args(["tour", "--quiet", "--name", "t", "--sft-steps", "3"])
-        .args(["--lm-eval-problems", "4", "--grpo-steps", "2"])
-        .args(["--pretrain-steps", "3"])
-        .arg("--out")
-        .arg(&dir)
-        .output()
-        .unwrap();
+    let again = tour();
     assert!(
         again.status.success(),
         "a second tour under the same name failed: {}",
